@@ -1,0 +1,3 @@
+from synkit.cli import main
+
+raise SystemExit(main())

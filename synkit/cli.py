@@ -1,0 +1,46 @@
+"""The ``synkit`` command: ``synkit run PARAMS.yaml`` and ``synkit check PARAMS.yaml``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from synkit import study
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="synkit", description="Run a synthetic-image scaling study from one parameter file.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("run", "check, then execute the study's notebooks in order"), ("check", "validate a parameter file without running")):
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument("params", help="the study's YAML parameter file, e.g. parameters/mini.yaml")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key (01_prompts.key=value for one notebook)")
+        p.add_argument("--notebooks", default=str(study.NOTEBOOKS_DIR), help="folder of the study notebooks (default: %(default)s)")
+        if name == "run":
+            p.add_argument("--only", help="comma-separated notebooks to run, e.g. 01_prompts,02_generate")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "check":
+            spec = study.load_study(args.params, args.set)
+            plan = study.check(spec, study.discover(args.notebooks), source=args.params)
+            keys = sum(len(v) for v in plan.values())
+            print(f"{args.params}: OK ({len(plan)} notebooks, {keys} parameter values, outputs in {study.study_dir(spec)})")
+            return 0
+        only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
+        done = study.run(args.params, only=only, sets=args.set, notebooks_dir=args.notebooks)
+        print(f"study finished: {len(done)} notebooks executed into {next(iter(done.values())).parent}" if done else "nothing to run")
+        return 0
+    except study.StudyError as err:
+        print(f"synkit {args.command}: {err}", file=sys.stderr)
+        return 2
+    except study.NotebookFailed as err:
+        print(f"synkit run: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("synkit run: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

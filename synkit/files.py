@@ -1,0 +1,46 @@
+"""Writing result files so that a file that exists is always complete."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+
+def atomic_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def write_parquet(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write ``table`` to ``path`` via a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = atomic_path(path)
+    table.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+    return path
+
+
+def write_json(data, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = atomic_path(path)
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def save_chart(chart, path_stem: str | Path) -> list[Path]:
+    """Save an altair chart as interactive HTML and PNG (vl-convert) next to each other."""
+    stem = Path(path_stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    for suffix in (".html", ".png"):
+        dest = stem.with_suffix(suffix)
+        tmp = atomic_path(dest).with_suffix(suffix)
+        chart.save(str(tmp), **({"scale_factor": 2} if suffix == ".png" else {}))
+        os.replace(tmp, dest)
+        out.append(dest)
+    return out

@@ -1,0 +1,323 @@
+"""A study: one YAML file of parameters, checked against the notebooks, executed by papermill.
+
+The YAML holds shared keys at the top (each goes to every notebook that declares it) and
+per-notebook overrides below, under ``overrides``:
+
+    study: mini              # outputs go to outputs/mini/
+    world: fashion
+    seed: 0
+    overrides:
+      01_prompts:
+        captions_per_class: 20
+
+Every key must be a parameter of a notebook it targets, read from the notebooks' cells tagged
+``parameters`` by papermill's inspection. A value must have its default's type and satisfy
+the rules written in brackets at the end of the parameter's comment (papermill skips lines
+with a second ``=``, so rules never use one):
+
+    real_size = 10000  # images in the real split, D_I [1..]        (at least 1; 0..1 is a range)
+    guidance_scale = 2.0  # CFG scale [>0]                            (strict bounds: >0, <1)
+    world = "fashion"  # [fashion|imagenet|folder]                    (choices)
+    prompt_sets = ["classnames"]  # [nonempty, classnames|word2sen]   (rules apply to each item)
+    world_root = None  # [str]                                        (the type a None default takes)
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+OVERRIDES = "overrides"
+NOTEBOOK_NAME = re.compile(r"^\d\d_[a-z0-9_]+\.ipynb$")
+TYPE_NAMES = {"str": str, "path": str, "int": int, "float": (int, float), "bool": bool, "list": list, "dict": dict}
+
+
+class StudyError(ValueError):
+    """A parameter file that cannot run: each line of the message is one problem."""
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook of the study raised: the message names the notebook, cell and error."""
+
+
+@dataclass
+class Param:
+    """A notebook parameter: its default, comment and the rules read from the comment."""
+
+    name: str
+    default: object
+    help: str = ""
+    rules: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_inspection(cls, raw: dict) -> Param:
+        try:
+            default = ast.literal_eval(raw["default"])
+        except (ValueError, SyntaxError):
+            raise StudyError(f"parameter {raw['name']} has a default that is not a literal: {raw['default']}") from None
+        help_text = raw.get("help") or ""
+        match = re.search(r"\[([^\[\]]*)\]\s*$", help_text)
+        rules = [r.strip() for r in match.group(1).split(",") if r.strip()] if match else []
+        return cls(raw["name"], default, help_text, rules)
+
+    def problem(self, value) -> str | None:
+        """Why ``value`` is not valid for this parameter, or None when it is."""
+        expected = self._expected_type()
+        if value is None and (self.default is None):
+            return None
+        if expected is not None and not _is_type(value, expected):
+            return f"it must be {_type_words(expected)}, not {type(value).__name__}"
+        items = value if isinstance(value, list) else [value]
+        if isinstance(value, list):
+            if "nonempty" in self.rules and not value:
+                return "it must be a non-empty list"
+            elem = _elem_type(self.default)
+            for item in value:
+                if elem is not None and not _is_type(item, elem):
+                    return f"its item {item!r} must be {_type_words(elem)}"
+        for rule in self.rules:
+            for item in items:
+                why = _check_rule(rule, item)
+                if why:
+                    return why
+        return None
+
+    def _expected_type(self):
+        if self.default is None:
+            named = [TYPE_NAMES[r] for r in self.rules if r in TYPE_NAMES]
+            return named[0] if named else None
+        return _type_of(self.default)
+
+
+def _type_of(value):
+    if isinstance(value, bool):
+        return bool
+    if isinstance(value, float):
+        return (int, float)
+    return type(value)
+
+
+def _elem_type(default):
+    if isinstance(default, list) and default:
+        kinds = {_type_of(v) for v in default}
+        if len(kinds) == 1:
+            return kinds.pop()
+    return None
+
+
+def _is_type(value, expected) -> bool:
+    if isinstance(value, bool) and expected is not bool and expected is not object:
+        return False
+    return isinstance(value, expected)
+
+
+def _type_words(expected) -> str:
+    if expected == (int, float):
+        return "a number"
+    return {bool: "true or false", int: "a whole number", str: "a string", list: "a list", dict: "a mapping"}.get(
+        expected, getattr(expected, "__name__", str(expected))
+    )
+
+
+def _check_rule(rule: str, value) -> str | None:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    m = re.fullmatch(r"(>|<)\s*(-?[\d.eE+-]+)", rule)
+    if m:
+        bound = float(m.group(2))
+        ok = not number or (value > bound if m.group(1) == ">" else value < bound)
+        return None if ok else f"it must be {m.group(1)} {m.group(2)}"
+    m = re.fullmatch(r"(-?[\d.eE+]+)?\.\.(-?[\d.eE+]+)?", rule)
+    if m:
+        lo, hi = (float(g) if g else None for g in m.groups())
+        if number and ((lo is not None and value < lo) or (hi is not None and value > hi)):
+            if hi is None:
+                return f"it must be at least {m.group(1)}"
+            if lo is None:
+                return f"it must be at most {m.group(2)}"
+            return f"it must be between {m.group(1)} and {m.group(2)}"
+        return None
+    if "|" in rule:
+        choices = rule.split("|")
+        if value not in choices:
+            close = difflib.get_close_matches(str(value), choices, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            return f"{value!r} is not one of {', '.join(choices)}{hint}"
+    return None
+
+
+def discover(notebooks_dir: str | Path = NOTEBOOKS_DIR) -> dict[str, Path]:
+    """The study's notebooks by stem ("01_prompts"), in execution order."""
+    folder = Path(notebooks_dir)
+    found = sorted(p for p in folder.glob("*.ipynb") if NOTEBOOK_NAME.match(p.name))
+    if not found:
+        raise StudyError(f"no study notebooks (NN_name.ipynb) in {folder}.")
+    return {p.stem: p for p in found}
+
+
+def notebook_params(path: str | Path) -> dict[str, Param]:
+    """The parameters a notebook declares in its cell tagged ``parameters``."""
+    import papermill as pm
+
+    return {name: Param.from_inspection(raw) for name, raw in pm.inspect_notebook(str(path)).items()}
+
+
+def parse_set(items: list[str] | None) -> dict:
+    """``--set key=value`` / ``--set 01_prompts.key=value`` (values parsed as YAML) into a study dict."""
+    out: dict = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise StudyError(f"--set {item!r} is not key=value (for one notebook: 01_prompts.key=value).")
+        value = yaml.safe_load(raw) if raw else ""
+        nb, dot, name = key.rpartition(".")
+        if dot:
+            out.setdefault(OVERRIDES, {}).setdefault(nb, {})[name] = value
+        else:
+            out[key] = value
+    return out
+
+
+def load_study(path: str | Path, sets: list[str] | None = None) -> dict:
+    """The parameter file as a dict, with ``--set`` values applied over it."""
+    path = Path(path)
+    if not path.is_file():
+        raise StudyError(f"parameter file {path} does not exist.")
+    try:
+        study = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise StudyError(f"{path} is not valid YAML: {err}".replace("\n", " ")) from None
+    if not isinstance(study, dict):
+        raise StudyError(f"{path} must hold a mapping of parameter names to values, not {type(study).__name__}.")
+    extra = parse_set(sets)
+    for nb, values in extra.pop(OVERRIDES, {}).items():
+        study.setdefault(OVERRIDES, {}).setdefault(nb, {}).update(values)
+    study.update(extra)
+    study.setdefault("study", path.stem)
+    return study
+
+
+def check(study: dict, notebooks: dict[str, Path], source: str = "study") -> dict[str, dict]:
+    """Validate ``study`` against the notebooks; return each notebook's parameters to inject.
+
+    Raises StudyError with one line per problem: unknown keys (naming the closest valid key),
+    wrong types and values out of range.
+    """
+    declared = {stem: notebook_params(path) for stem, path in notebooks.items()}
+    all_names = sorted({n for params in declared.values() for n in params})
+    problems: list[str] = []
+
+    def closest(key: str, names) -> str:
+        match = difflib.get_close_matches(key, names, n=1, cutoff=0.5)
+        return f"; did you mean {match[0]!r}?" if match else f"; valid keys are {', '.join(names)}."
+
+    shared = {k: v for k, v in study.items() if k != OVERRIDES}
+    for key in shared:
+        if key not in all_names:
+            problems.append(f"{source}: unknown key {key!r}{closest(key, all_names)}")
+    overrides = study.get(OVERRIDES) or {}
+    if not isinstance(overrides, dict):
+        problems.append(f"{source}: {OVERRIDES} must map notebook names (such as 01_prompts) to their keys.")
+        overrides = {}
+    for stem, values in overrides.items():
+        if stem not in declared:
+            problems.append(f"{source}: {OVERRIDES} names unknown notebook {stem!r}{closest(stem, list(declared))}")
+            continue
+        if not isinstance(values, dict):
+            problems.append(f"{source}: {OVERRIDES}.{stem} must be a mapping of keys to values.")
+            continue
+        for key in values:
+            if key not in declared[stem]:
+                problems.append(f"{source}: unknown key {key!r} for {stem}{closest(key, list(declared[stem]))}")
+
+    plan: dict[str, dict] = {}
+    invalid: set[str] = set()
+    for stem, params in declared.items():
+        values = {k: v for k, v in shared.items() if k in params}
+        values.update({k: v for k, v in (overrides.get(stem) or {}).items() if k in params})
+        for key, value in values.items():
+            why = params[key].problem(value)
+            if why and key not in invalid:
+                invalid.add(key)
+                problems.append(f"{source}: {key}={value!r} is invalid for {stem}: {why}.")
+        plan[stem] = values
+    if problems:
+        raise StudyError("\n".join(problems))
+    return plan
+
+
+def study_dir(study: dict) -> Path:
+    return Path(study.get("outputs_dir", "outputs")) / str(study["study"])
+
+
+def _failure_message(stem: str, err, output: Path) -> str:
+    source = (getattr(err, "source", "") or "").strip().splitlines()
+    first = source[0] if source else ""
+    cell = getattr(err, "exec_count", None) or getattr(err, "cell_index", "?")
+    ename, evalue = getattr(err, "ename", type(err).__name__), getattr(err, "evalue", str(err))
+    return f"{stem} failed in cell [{cell}] `{first}`: {ename}: {evalue} (full traceback in {output})"
+
+
+def run(
+    params_file: str | Path,
+    only: list[str] | None = None,
+    sets: list[str] | None = None,
+    notebooks_dir: str | Path = NOTEBOOKS_DIR,
+    progress: bool = True,
+) -> dict[str, Path]:
+    """Check the study, then execute its notebooks in order into ``outputs/<study>/notebooks/``.
+
+    A notebook runs into ``NN_name.running.ipynb`` and becomes ``NN_name.ipynb`` when it
+    finishes (``NN_name.failed.ipynb`` when it raises), so a complete-looking executed notebook
+    is always a complete one. Returns the executed notebooks by stem.
+    """
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    study = load_study(params_file, sets)
+    notebooks = discover(notebooks_dir)
+    plan = check(study, notebooks, source=str(params_file))
+    if only:
+        unknown = [s for s in only if s not in notebooks]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], list(notebooks), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; valid: {', '.join(notebooks)}."
+            raise StudyError(f"--only names unknown notebook {unknown[0]!r}{hint}")
+        notebooks = {s: p for s, p in notebooks.items() if s in only}
+    out_dir = study_dir(study) / "notebooks"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    done: dict[str, Path] = {}
+    t_study = time.perf_counter()
+    for i, (stem, path) in enumerate(notebooks.items(), 1):
+        params = plan[stem]
+        final, running, failed = (out_dir / f"{stem}{suffix}.ipynb" for suffix in ("", ".running", ".failed"))
+        for stale in (running, failed):
+            stale.unlink(missing_ok=True)
+        print(f"[{i}/{len(notebooks)}] {stem} -> {final}", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        try:
+            pm.execute_notebook(str(path), str(running), parameters=params, progress_bar=progress, kernel_name="python3")
+        except PapermillExecutionError as err:
+            os.replace(running, failed)
+            raise NotebookFailed(_failure_message(stem, err, failed)) from None
+        except BaseException:
+            if running.exists():
+                os.replace(running, failed)
+            raise
+        os.replace(running, final)
+        done[stem] = final
+        print(
+            f"[{i}/{len(notebooks)}] {stem} done in {time.perf_counter() - t0:.1f} s "
+            f"(study: {time.perf_counter() - t_study:.1f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return done
