@@ -155,6 +155,8 @@ def build_prompts(
     captions_per_class: int = 50,
 ) -> pd.DataFrame:
     """The prompts table of ``world`` for ``prompt_sets`` (see the module docstring)."""
+    if isinstance(prompt_sets, str):
+        raise ValueError(f"prompt_sets={prompt_sets!r} must be a list of set names such as ['classnames'], not a string.")
     unknown = [s for s in prompt_sets if s not in PROMPT_SETS]
     if unknown:
         raise ValueError(f"unknown prompt set {unknown[0]!r}; valid sets are {', '.join(PROMPT_SETS)}.")

@@ -1,0 +1,49 @@
+"""The smoke study through the real notebooks (slow: starts kernels)."""
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from synkit.record import read_records
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("outputs")
+    cmd = [sys.executable, "-m", "synkit", "run", "parameters/smoke.yaml", "--only", "01_prompts", "--set", f"outputs_dir={out}"]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out / "smoke", done.stderr
+
+
+def test_prompts_notebook_records_and_files(smoke):
+    folder, log = smoke
+    assert "[1/1] 01_prompts done in" in log
+    rec = read_records(folder / "notebooks" / "01_prompts.ipynb")
+    assert rec["n_classes"] == 10
+    assert rec["prompts_per_set"] == {
+        "classnames": 10, "classname_description": 10, "classname_hypernyms": 10,
+        "clip_templates_7": 70, "clip_templates_80": 800, "in_captions": 80,
+    }
+    assert rec["n_prompts"] == sum(rec["prompts_per_set"].values())
+    table = pd.read_parquet(folder / "prompts" / "prompts.parquet")
+    assert len(table) == rec["n_prompts"]
+    assert rec["distinct_per_set"]["in_captions"] == table.loc[table.prompt_set == "in_captions", "prompt"].nunique()
+    for suffix in (".html", ".png"):
+        assert (folder / "prompts" / f"prompt_counts{suffix}").stat().st_size > 1000
+
+
+def test_plain_papermill_runs_the_notebook(tmp_path):
+    out_nb = tmp_path / "01.ipynb"
+    cmd = [
+        sys.executable, "-m", "papermill", "notebooks/01_prompts.ipynb", str(out_nb),
+        "-f", "parameters/smoke.yaml", "-p", "outputs_dir", str(tmp_path), "-y", "prompt_sets: [classnames]", "--no-progress-bar",
+    ]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert read_records(out_nb)["prompts_per_set"] == {"classnames": 10}

@@ -1,0 +1,139 @@
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from synkit import cli, study
+from tests.conftest import ROOT
+
+PARAM_FILES = sorted((ROOT / "parameters").glob("*.yaml"))
+
+
+def write_notebook(path: Path, params: str, *cells: str) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]})] + [nbformat.v4.new_code_cell(c) for c in cells]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.mark.parametrize("path", PARAM_FILES, ids=lambda p: p.name)
+def test_every_parameter_file_passes_check(path, capsys):
+    assert cli.main(["check", str(path)]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+def test_parameter_files_exist():
+    names = {p.name for p in PARAM_FILES}
+    assert {"smoke.yaml", "mini.yaml", "imagenet_sd15_incaptions_cfg2.yaml", "imagenet_sd15_classnames_cfg7.5.yaml"} <= names
+
+
+def test_misspelled_key_names_closest(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("study: bad\nprompt_set: [classnames]\n")
+    assert cli.main(["check", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "unknown key 'prompt_set'" in err and "did you mean 'prompt_sets'?" in err
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("real_size=-5", "real_size=-5 is invalid for 01_prompts: it must be at least 1"),
+        ("real_size=2.5", "real_size=2.5 is invalid for 01_prompts: it must be a whole number, not float"),
+        ("seed=true", "seed=True is invalid for 01_prompts: it must be a whole number, not bool"),
+        ("world=fahsion", "'fahsion' is not one of fashion, imagenet, folder (did you mean 'fashion'?)"),
+        ("01_prompts.prompt_sets=[classnames, clip_templates_8]", "'clip_templates_8' is not one of"),
+        ("01_prompts.prompt_sets=[]", "it must be a non-empty list"),
+        ("01_prompts.prompt_sets=classnames", "it must be a list, not str"),
+        ("world_root=3", "world_root=3 is invalid for 01_prompts: it must be a string, not int"),
+        ("01_prompts.captions_per_class=0", "captions_per_class=0 is invalid for 01_prompts: it must be at least 1"),
+        ("01_promts.seed=1", "unknown notebook '01_promts'; did you mean '01_prompts'?"),
+        ("01_prompts.sed=1", "unknown key 'sed' for 01_prompts; did you mean 'seed'?"),
+    ],
+)
+def test_bad_values_are_named(override, message):
+    spec = study.load_study(ROOT / "parameters" / "smoke.yaml", [override])
+    with pytest.raises(study.StudyError) as err:
+        study.check(spec, study.discover(), source="smoke.yaml")
+    assert message in str(err.value)
+
+
+def test_check_returns_each_notebooks_values():
+    spec = study.load_study(ROOT / "parameters" / "smoke.yaml", ["seed=7", "01_prompts.captions_per_class=3"])
+    plan = study.check(spec, study.discover())
+    assert plan["01_prompts"]["seed"] == 7 and plan["01_prompts"]["captions_per_class"] == 3
+    assert plan["01_prompts"]["study"] == "smoke"
+    assert "overrides" not in plan["01_prompts"]
+
+
+def test_float_parameters_accept_integers():
+    p = study.Param("guidance_scale", 2.0, rules=[">0"])
+    assert p.problem(3) is None and p.problem(2.5) is None
+    assert p.problem(0) == "it must be > 0"
+    assert p.problem("2") == "it must be a number, not str"
+    assert study.Param("frac", 0.5, rules=["0..1"]).problem(1.5) == "it must be between 0 and 1"
+    assert study.Param("n", None, rules=["int"]).problem(None) is None
+
+
+def test_load_study_errors(tmp_path):
+    with pytest.raises(study.StudyError, match="does not exist"):
+        study.load_study(tmp_path / "none.yaml")
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(study.StudyError, match="must hold a mapping"):
+        study.load_study(tmp_path / "list.yaml")
+    (tmp_path / "broken.yaml").write_text("a: [1, 2\n")
+    with pytest.raises(study.StudyError, match="is not valid YAML"):
+        study.load_study(tmp_path / "broken.yaml")
+    with pytest.raises(study.StudyError, match="is not key=value"):
+        study.parse_set(["seed"])
+
+
+def test_study_name_defaults_to_file_stem(tmp_path):
+    (tmp_path / "mine.yaml").write_text("seed: 1\n")
+    assert study.load_study(tmp_path / "mine.yaml")["study"] == "mine"
+
+
+def test_run_reports_failing_cell_and_keeps_failed_notebook(tmp_path, monkeypatch):
+    nbs = tmp_path / "nbs"
+    write_notebook(nbs / "01_ok.ipynb", 'study = "x"  # name\nn = 1  # a count [1..]', "m = n + 1")
+    write_notebook(nbs / "02_fail.ipynb", 'study = "x"  # name\nn = 1  # a count [1..]', "x = n * 2", 'raise ValueError(f"boom {x}")')
+    write_notebook(nbs / "03_never.ipynb", 'study = "x"  # name', "pass")
+    params = tmp_path / "p.yaml"
+    params.write_text(f"study: t\noutputs_dir: {tmp_path / 'out'}\nn: 4\n")
+    with pytest.raises(study.StudyError, match="unknown key 'outputs_dir'"):
+        study.run(params, notebooks_dir=nbs, progress=False)
+    params.write_text("study: t\nn: 4\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(study.NotebookFailed) as err:
+        study.run(params, notebooks_dir=nbs, progress=False)
+    msg = str(err.value)
+    assert msg.startswith("02_fail failed in cell [4] `raise ValueError(f\"boom {x}\")`: ValueError: boom 8")
+    out = tmp_path / "outputs" / "t" / "notebooks"
+    assert (out / "01_ok.ipynb").exists() and (out / "02_fail.failed.ipynb").exists()
+    assert not (out / "02_fail.ipynb").exists() and not (out / "02_fail.running.ipynb").exists()
+    assert not (out / "03_never.ipynb").exists()
+    executed = nbformat.read(out / "01_ok.ipynb", as_version=4)
+    assert any("injected-parameters" in c.metadata.get("tags", []) and "n = 4" in c.source for c in executed.cells)
+    with pytest.raises(study.StudyError, match="unknown notebook '01_k'; did you mean '01_ok'"):
+        study.run(params, only=["01_k"], notebooks_dir=nbs, progress=False)
+    done = study.run(params, only=["01_ok"], notebooks_dir=nbs, progress=False)
+    assert list(done) == ["01_ok"]
+
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_notebooks_are_clean(path):
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "commit notebooks without outputs"
+    assert nb["cells"][0]["cell_type"] == "markdown" and "**Purpose.**" in "".join(nb["cells"][0]["source"])
+    tagged = [i for i, c in enumerate(nb["cells"]) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1
+    params = study.notebook_params(path)
+    assert params and all(p.help for p in params.values()), "every parameter carries a comment"

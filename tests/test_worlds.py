@@ -1,0 +1,119 @@
+import json
+
+import numpy as np
+import pytest
+
+from synkit.worlds import fashion as fashion_mod
+from synkit.worlds import load_world, safe_name
+from tests.conftest import make_image_folder
+
+
+def test_safe_name():
+    assert safe_name("T-shirt/top") == "T-shirt_top"
+    assert safe_name("Ankle boot") == "Ankle_boot"
+    assert safe_name("../..") == "_"
+    assert "/" not in safe_name("a/b\\c:d")
+
+
+def test_fashion_splits_fixed_disjoint_and_sized(fashion):
+    web, real, val = fashion.split("web"), fashion.split("real"), fashion.split("val")
+    assert (len(web), len(real), len(val)) == (20_000, 2_000, 10_000)
+    assert not set(web.ids) & set(real.ids)
+    again = load_world("fashion", web_size=20_000, real_size=2_000)
+    assert np.array_equal(again.split("real").ids, real.ids)
+    other = load_world("fashion", web_size=20_000, real_size=2_000, split_seed=1)
+    assert not np.array_equal(other.split("real").ids, real.ids)
+    assert real.images.shape == (2_000, 28, 28) and real.images.dtype == np.uint8
+    assert set(np.unique(real.labels)) == set(range(10))
+    img, label = real[0]
+    assert img.size == (28, 28) and label == real.labels[0]
+
+
+def test_fashion_classes_carry_wordnet(fashion):
+    names = [c.name for c in fashion.classes]
+    assert names[0] == "T-shirt/top" and names[9] == "Ankle boot"
+    sneaker = fashion.classes[7]
+    assert sneaker.wnid == "n03472535" and "sneaker" in sneaker.lemmas
+    assert sneaker.hypernyms[1][0] == "footwear"
+    assert all(c.gloss and c.hypernyms for c in fashion.classes)
+
+
+def test_fashion_ood_views(fashion):
+    val = fashion.split("val")
+    for name in fashion.ood_views:
+        view = fashion.split(name)
+        assert view.images.shape == val.images.shape
+        assert np.array_equal(view.labels, val.labels)
+        assert not np.array_equal(view.images, val.images)
+    assert set(np.unique(fashion.split("silhouette").images[:50])) <= {0, 255}
+    assert fashion.split("sketch").images.max() == 255
+
+
+def test_fashion_bad_sizes_and_split():
+    with pytest.raises(ValueError, match="web_size \\+ real_size = 70000"):
+        load_world("fashion", web_size=60_000, real_size=10_000)
+    with pytest.raises(ValueError, match="real_size=0 is invalid"):
+        load_world("fashion", real_size=0)
+    with pytest.raises(ValueError, match="unknown split 'train'.*web, real, val"):
+        load_world("fashion").split("train")
+    with pytest.raises(ValueError, match="unknown world 'mnist'"):
+        load_world("mnist")
+
+
+def test_fashion_missing_data_names_apt_package(tmp_path, monkeypatch):
+    monkeypatch.setattr(fashion_mod, "DEBIAN_DIR", tmp_path / "none")
+    monkeypatch.setattr(fashion_mod, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.delenv(fashion_mod.ENV_VAR, raising=False)
+    with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
+        fashion_mod.locate(download=False)
+    monkeypatch.setenv(fashion_mod.ENV_VAR, str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="lacks the idx files"):
+        fashion_mod.locate()
+
+
+def test_fashion_env_var_folder(tmp_path, monkeypatch):
+    src = fashion_mod.locate()
+    for f in src.glob("*.gz"):
+        (tmp_path / f.name).symlink_to(f)
+    monkeypatch.setenv(fashion_mod.ENV_VAR, str(tmp_path))
+    assert fashion_mod.locate() == tmp_path
+
+
+def test_imagenet_metadata_without_images():
+    world = load_world("imagenet")
+    assert len(world.classes) == 1000
+    tench = world.classes[0]
+    assert (tench.name, tench.wnid) == ("tench", "n01440764")
+    assert tench.gloss.startswith("freshwater dace-like game fish")
+    with pytest.raises(FileNotFoundError, match="set world_root"):
+        world.split("real")
+
+
+def test_imagenet_folders(tmp_path):
+    make_image_folder(tmp_path / "in", ["n01440764", "n01443537"], per_class=2)
+    make_image_folder(tmp_path / "r", ["n01443537"], splits=(".",), per_class=1)
+    world = load_world("imagenet", world_root=str(tmp_path / "in"), ood_roots={"imagenet_r": str(tmp_path / "r")})
+    real = world.split("real")
+    assert len(real) == 4 and list(real.labels) == [0, 0, 1, 1]
+    assert real.image(0).mode == "RGB"
+    assert list(world.split("imagenet_r").labels) == [1]
+    assert world.splits == ("real", "val", "imagenet_r")
+
+
+def test_folder_world_names_and_mapping(tmp_path):
+    root = make_image_folder(tmp_path / "data", ["sneaker", "tshirt", "zzz_unknown"], splits=("train", "val", "sketch"), per_class=2)
+    world = load_world("folder", world_root=str(root))
+    assert [c.name for c in world.classes] == ["sneaker", "tshirt", "zzz_unknown"]
+    assert world.ood_views == ("sketch",)
+    assert len(world.split("sketch")) == 6
+    mapping = tmp_path / "map.json"
+    mapping.write_text(json.dumps({"tshirt": {"name": "T-shirt/top", "wnid": "n03595614"}, "sneaker": "Sneaker"}))
+    world = load_world("folder", world_root=str(root), class_map=str(mapping))
+    assert [c.name for c in world.classes][:2] == ["Sneaker", "T-shirt/top"]
+    assert world.classes[1].hypernyms[0] == ["shirt"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"boots": "Boot"}))
+    with pytest.raises(ValueError, match="names folders that train/ lacks: boots"):
+        load_world("folder", world_root=str(root), class_map=str(bad)).classes
+    with pytest.raises(ValueError, match="needs world_root"):
+        load_world("folder")
