@@ -74,3 +74,51 @@ def make_image_folder(root: Path, classes: list[str], splits=("train", "val"), p
             for i in range(per_class):
                 Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(d / f"{i}.png")
     return root
+
+
+def clip_tokenizer(folder: Path):
+    """A CLIPTokenizer with Stable Diffusion's real vocabulary, built from open_clip's BPE file."""
+    import json as _json
+
+    from open_clip.tokenizer import SimpleTokenizer
+    from transformers import CLIPTokenizer
+
+    simple = SimpleTokenizer()
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = dict(simple.encoder)
+    vocab["<|startoftext|>"] = vocab.pop("<start_of_text>")  # Hugging Face's names for CLIP's two special tokens
+    vocab["<|endoftext|>"] = vocab.pop("<end_of_text>")
+    (folder / "vocab.json").write_text(_json.dumps(vocab))
+    merges = sorted(simple.bpe_ranks, key=simple.bpe_ranks.get)
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n")
+    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=16)
+
+
+@pytest.fixture(scope="session")
+def tiny_sd(tmp_path_factory) -> Path:
+    """A Stable Diffusion pipeline of tiny random components (as diffusers' fast tests), saved to a folder."""
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    path = tmp_path_factory.mktemp("tiny_sd")
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        block_out_channels=(8, 16), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=16, attention_head_dim=2, norm_num_groups=4,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=[8, 16], in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=4,
+        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
+    )
+    text = CLIPTextModel(CLIPTextConfig(
+        bos_token_id=49406, eos_token_id=49407, pad_token_id=49407, hidden_size=16, intermediate_size=32,
+        num_attention_heads=2, num_hidden_layers=1, vocab_size=49408, max_position_embeddings=16,
+    ))
+    pipe = StableDiffusionPipeline(
+        unet=unet, vae=vae, text_encoder=text, tokenizer=clip_tokenizer(path / "_tok"), scheduler=DDIMScheduler(steps_offset=1, clip_sample=False),
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+    pipe.save_pretrained(path / "pipeline")
+    return path / "pipeline"

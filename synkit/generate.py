@@ -1,0 +1,453 @@
+"""Generation: any diffusers text-to-image model renders a prompt set at a CFG scale into
+webdataset shards with per-image provenance, deterministically and resumably.
+
+A *configuration* is (generator, prompt set, CFG scale); it produces ``images_per_class``
+images for every class into ``<synthetic_dir>/<config>/``:
+
+- ``shard-00000.tar`` ... : webdataset tar shards; each sample has ``png`` (the image),
+  ``txt`` (the prompt), ``cls`` (class index) and ``json`` (model, scheduler, steps, CFG, seed,
+  prompt set, prompt, prompt index, source image id, class name, index);
+- ``manifest.parquet``: one row per image (key, shard, class, index, prompt, seed, ...) with
+  each shard's size and sha256, written once every shard is complete;
+- ``config.json``: the generation parameters; a rerun with other parameters starts over.
+
+**Order.** Images are ordered index-major: image ``i`` of every class comes before image
+``i + 1`` of any class, so every prefix of the configuration is class-balanced and the
+training stage's nested subsets are prefixes.
+
+**Prompts.** Each class's prompts are shuffled once with a seed derived from (study seed,
+prompt set, class); image ``i`` of the class gets prompt ``i mod n`` of that order, so the
+first ``n`` images use distinct prompts and every prompt is used equally often (to within
+one). CFG scales of one prompt set share this assignment, so a CFG sweep is paired.
+
+**Seeds.** Each image's noise seed is a hash of (study seed, configuration, class, index), so
+an image is the same whether made in one run, by N processes or after a resume. Shards are
+the unit of work (shard ``k`` goes to process ``k mod N``) and batches never cross a shard,
+so a shard's bytes do not depend on who made it (given the same hardware, library versions
+and threads per process: floating-point sums depend on the thread count).
+
+**Integrity.** A shard is written as ``shard-K.tar.tmp`` and renamed when complete; a rerun
+skips complete shards (and redoes any whose checksum disagrees with the manifest). Readers
+check every shard against the manifest and name a truncated or corrupt one.
+
+Run in-process (``generate_config``) or on many processes/GPUs/nodes::
+
+    accelerate launch --multi_gpu --num_processes 8 -m synkit.generate job.json
+
+(On a CPU-only machine the same ``--multi_gpu`` launcher starts N CPU processes in a gloo
+group; accelerate's ``--cpu`` launcher needs MPI for more than one process.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import sys
+import tarfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tqdm.auto import tqdm
+
+from synkit.files import write_json, write_parquet
+from synkit.worlds import safe_name
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+RESIZE_MODES = ("resize", "center_crop")
+
+
+class ShardError(RuntimeError):
+    """A shard is missing, truncated or corrupt; the message names it."""
+
+
+@dataclass
+class GenJob:
+    """Everything one configuration's generation needs (also the accelerate job file)."""
+
+    prompts: str  # path of the prompts table (parquet)
+    prompt_set: str
+    guidance_scale: float
+    images_per_class: int
+    out_dir: str  # the configuration's folder
+    generator: str  # diffusers hub id or local folder of a text-to-image pipeline
+    generator_name: str = ""
+    stages: list[str] = field(default_factory=list)  # further cascade stages (DeepFloyd IF II)
+    scheduler: str | None = None  # diffusers scheduler class name, None keeps the pipeline's
+    steps: int = 25
+    height: int | None = None  # native generation size, None: the pipeline's default
+    width: int | None = None
+    resolution: int = 256  # stored image size (square)
+    resize_mode: str = "resize"
+    mode: str = "RGB"  # stored PNG mode: RGB or L
+    dtype: str = "auto"
+    batch_size: int = 16
+    shard_size: int = 1000
+    seed: int = 0
+    extra: dict = field(default_factory=dict)  # further keyword arguments for the pipeline call
+
+    @property
+    def name(self) -> str:
+        return Path(self.out_dir).name
+
+    def key_fields(self) -> dict:
+        """The parameters an image depends on (a change means the configuration starts over)."""
+        d = asdict(self)
+        for k in ("out_dir", "batch_size", "prompts"):
+            d.pop(k)
+        return d
+
+
+def config_name(generator_name: str, prompt_set: str, guidance_scale: float) -> str:
+    """Folder name of a configuration, e.g. ``embedded-in_captions-cfg2`` or ``sd15-classnames-cfg7p5``."""
+    scale = f"{guidance_scale:g}".replace(".", "p").replace("-", "m")
+    return safe_name(f"{generator_name}-{prompt_set}-cfg{scale}")
+
+
+def image_seed(seed: int, config: str, class_index: int, index: int) -> int:
+    digest = hashlib.blake2b(f"{seed}|{config}|{class_index}|{index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & (2**63 - 1)
+
+
+def plan_images(prompts: pd.DataFrame, prompt_set: str, images_per_class: int, seed: int, config: str) -> pd.DataFrame:
+    """One row per image in generation order (index-major, see the module docstring)."""
+    table = prompts[prompts["prompt_set"] == prompt_set]
+    if table.empty:
+        have = ", ".join(sorted(prompts["prompt_set"].unique()))
+        raise ValueError(f"prompt set {prompt_set!r} is not in the prompts table; it has {have}. Add it to 01_prompts' prompt_sets.")
+    set_salt = int.from_bytes(hashlib.blake2b(prompt_set.encode(), digest_size=4).digest(), "big")
+    per_class = {}
+    for c, group in table.sort_values(["class_index", "prompt_index"]).groupby("class_index"):
+        order = np.random.default_rng([seed, set_salt, int(c)]).permutation(len(group))
+        per_class[int(c)] = group.iloc[order].reset_index(drop=True)
+    classes = sorted(per_class)
+    rows = []
+    for i in range(images_per_class):
+        for c in classes:
+            p = per_class[c].iloc[i % len(per_class[c])]
+            rows.append(
+                {
+                    "key": f"c{c:04d}_i{i:07d}",
+                    "class_index": c,
+                    "class_name": p["class_name"],
+                    "index": i,
+                    "prompt": p["prompt"],
+                    "prompt_index": int(p["prompt_index"]),
+                    "source_id": p["source_id"] if pd.notna(p["source_id"]) else None,
+                    "seed": image_seed(seed, config, c, i),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def shard_path(out_dir: Path, k: int) -> Path:
+    return out_dir / f"shard-{k:05d}.tar"
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- the model
+
+
+def load_pipeline(generator: str, dtype: str = "auto", device: str | None = None, scheduler: str | None = None):
+    """A diffusers text-to-image pipeline from a hub id or local folder, on ``device``.
+
+    Weights are half precision on CUDA for ``auto``; on CPU they stay float32 and ``bfloat16``
+    means autocast (see ``autocast``), which is faster on CPUs with AMX.
+    """
+    import diffusers
+    import torch
+
+    from synkit.pretrained import load_pretrained
+
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype={dtype!r} is invalid; valid values are {', '.join(DTYPES)}.")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    weights = torch.float32
+    if device.startswith("cuda") and dtype in ("auto", "float16", "bfloat16"):
+        weights = torch.bfloat16 if dtype == "bfloat16" else torch.float16
+
+    def load(path: str):
+        try:
+            return diffusers.AutoPipelineForText2Image.from_pretrained(path, dtype=weights)
+        except ValueError:  # a pipeline AutoPipeline does not map (cascade stages, custom pipelines)
+            return diffusers.DiffusionPipeline.from_pretrained(path, dtype=weights)
+
+    pipe = load_pretrained(load, generator, "the text-to-image generator", "generator")
+    if scheduler:
+        cls = getattr(diffusers, scheduler, None)
+        if cls is None or not hasattr(cls, "from_config"):
+            raise ValueError(f"scheduler={scheduler!r} is not a diffusers scheduler class (such as DDIMScheduler).")
+        pipe.scheduler = cls.from_config(pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+def autocast(pipe, dtype: str):
+    import contextlib
+
+    import torch
+
+    if pipe.device.type == "cpu" and dtype == "bfloat16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """Pipeline ``np`` output (N, H, W, C) in [0, 1] to uint8."""
+    return (np.clip(images, 0, 1) * 255).round().astype(np.uint8)
+
+
+def finish(image: np.ndarray, resolution: int, resize_mode: str, mode: str) -> Image.Image:
+    """Stored form of one generated image: resized or center-cropped to ``resolution``."""
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    im = Image.fromarray(image).convert(mode)
+    if resize_mode == "center_crop":
+        w, h = im.size
+        left, top = (w - resolution) // 2, (h - resolution) // 2
+        if left < 0 or top < 0:
+            raise ValueError(f"resolution={resolution} is larger than the generated {w}x{h} images; center_crop cannot grow them.")
+        return im.crop((left, top, left + resolution, top + resolution))
+    if im.size != (resolution, resolution):
+        im = im.resize((resolution, resolution), Image.Resampling.BICUBIC)
+    return im
+
+
+def render(pipe, job: GenJob, prompts: list[str], seeds: list[int], stages=()) -> list[Image.Image]:
+    """One batch: the pipeline (and any cascade stages) with one seeded generator per image."""
+    import torch
+
+    gens = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
+    size = {k: v for k, v in (("height", job.height), ("width", job.width)) if v}
+    with torch.inference_mode(), autocast(pipe, job.dtype):
+        if not stages:
+            out = pipe(
+                prompt=prompts, guidance_scale=job.guidance_scale, num_inference_steps=job.steps,
+                generator=gens, output_type="np", **size, **job.extra,
+            ).images
+        else:  # DeepFloyd IF: stage I in pixel space, then super-resolution stages on its output
+            embeds, negative = pipe.encode_prompt(prompts, do_classifier_free_guidance=job.guidance_scale > 1)
+            images = pipe(
+                prompt_embeds=embeds, negative_prompt_embeds=negative, guidance_scale=job.guidance_scale,
+                num_inference_steps=job.steps, generator=gens, output_type="pt", **job.extra,
+            ).images
+            for i, stage in enumerate(stages):
+                last = i == len(stages) - 1
+                images = stage(
+                    image=images, prompt_embeds=embeds, negative_prompt_embeds=negative,
+                    guidance_scale=job.guidance_scale, generator=gens, output_type="np" if last else "pt",
+                ).images
+            out = images
+    out = np.asarray(out, dtype=np.float32)
+    return [finish(img, job.resolution, job.resize_mode, job.mode) for img in to_uint8(out)]
+
+
+# ---------------------------------------------------------------- shards
+
+
+def write_shard(path: Path, rows: pd.DataFrame, images: list[Image.Image], job: GenJob) -> None:
+    """Write one complete shard: a temporary file, fsync, then a rename."""
+    import webdataset as wds
+
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        writer = wds.TarWriter(f, mtime=0.0)
+        for row, im in zip(rows.itertuples(index=False), images):
+            buf = io.BytesIO()
+            im.save(buf, format="PNG")
+            meta = {
+                "model": job.generator_name or job.generator, "generator": job.generator, "scheduler": job.scheduler,
+                "steps": job.steps, "guidance_scale": job.guidance_scale, "seed": int(row.seed),
+                "prompt_set": job.prompt_set, "prompt": row.prompt, "prompt_index": int(row.prompt_index),
+                "source_id": row.source_id, "class_index": int(row.class_index), "class_name": row.class_name,
+                "index": int(row.index), "config": job.name,
+            }
+            writer.write({"__key__": row.key, "png": buf.getvalue(), "txt": row.prompt, "cls": int(row.class_index), "json": meta})
+        writer.close()
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _prepare(job: GenJob, main: bool) -> None:
+    """Start over when the folder holds another configuration's images; record this one's."""
+    out = Path(job.out_dir)
+    cfg_file = out / "config.json"
+    if not main:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg_file.exists() and json.loads(cfg_file.read_text()) != json.loads(json.dumps(job.key_fields())):
+        print(f"{job.name}: parameters changed since its images were made; generating it again", file=sys.stderr)
+        for p in out.iterdir():
+            if p.name.startswith("shard-") or p.name == "manifest.parquet":
+                p.unlink()
+    write_json(job.key_fields(), cfg_file)
+
+
+def _bad_shards(out: Path) -> set[int]:
+    """Complete-looking shards whose checksum disagrees with an existing manifest."""
+    man = out / "manifest.parquet"
+    if not man.exists():
+        return set()
+    shards = pd.read_parquet(man, columns=["shard", "shard_sha256"]).drop_duplicates("shard")
+    bad = set()
+    for shard, digest in shards.itertuples(index=False):
+        p = out / shard
+        if p.exists() and sha256(p) != digest:
+            print(f"{p} is corrupt; generating it again", file=sys.stderr)
+            p.unlink()
+            bad.add(int(shard[6:11]))
+    return bad
+
+
+def generate_config(job: GenJob, rank: int = 0, world_size: int = 1, pipe=None, barrier=None, progress: bool = True) -> dict:
+    """Generate this process's share of the configuration's shards; the main process then
+    writes the manifest. Returns counts and throughput of this process."""
+    out = Path(job.out_dir)
+    if job.images_per_class < 1 or job.shard_size < 1 or job.batch_size < 1:
+        raise ValueError(
+            f"images_per_class={job.images_per_class}, shard_size={job.shard_size} and batch_size={job.batch_size} must all be at least 1."
+        )
+    if job.resize_mode not in RESIZE_MODES:
+        raise ValueError(f"resize_mode={job.resize_mode!r} is invalid; valid modes are {', '.join(RESIZE_MODES)}.")
+    _prepare(job, rank == 0)
+    if barrier:
+        barrier()
+    plan = plan_images(pd.read_parquet(job.prompts), job.prompt_set, job.images_per_class, job.seed, job.name)
+    n_shards = -(-len(plan) // job.shard_size)
+    if rank == 0:
+        _bad_shards(out)
+    if barrier:
+        barrier()
+    mine = [k for k in range(n_shards) if k % world_size == rank and not shard_path(out, k).exists()]
+    todo = sum(min(job.shard_size, len(plan) - k * job.shard_size) for k in mine)
+    made, t0 = 0, time.perf_counter()
+    if mine:
+        if pipe is None:
+            pipe = load_pipeline(job.generator, job.dtype, scheduler=job.scheduler)
+        stages = [load_pipeline(s, job.dtype) for s in job.stages]
+        bar = tqdm(total=todo, desc=job.name if world_size == 1 else f"{job.name} [{rank}]", unit="img", disable=not progress, position=rank)
+        for k in mine:
+            rows = plan.iloc[k * job.shard_size : (k + 1) * job.shard_size]
+            images: list[Image.Image] = []
+            for b in range(0, len(rows), job.batch_size):
+                batch = rows.iloc[b : b + job.batch_size]
+                images += render(pipe, job, batch["prompt"].tolist(), batch["seed"].tolist(), stages)
+                bar.update(len(batch))
+            write_shard(shard_path(out, k), rows, images, job)
+            made += len(rows)
+        bar.close()
+    seconds = time.perf_counter() - t0
+    if barrier:
+        barrier()
+    if rank == 0:
+        write_manifest(job, plan, n_shards)
+    return {"config": job.name, "images": len(plan), "made": made, "seconds": seconds, "images_per_s": made / seconds if made else None}
+
+
+def write_manifest(job: GenJob, plan: pd.DataFrame, n_shards: int) -> Path:
+    out = Path(job.out_dir)
+    missing = [shard_path(out, k).name for k in range(n_shards) if not shard_path(out, k).exists()]
+    if missing:
+        raise ShardError(f"{job.name}: shards {', '.join(missing[:5])} are missing after generation; rerun to make them.")
+    shard_of = np.arange(len(plan)) // job.shard_size
+    digests = {k: (sha256(shard_path(out, k)), shard_path(out, k).stat().st_size) for k in range(n_shards)}
+    manifest = plan.assign(
+        shard=[shard_path(out, k).name for k in shard_of],
+        shard_sha256=[digests[k][0] for k in shard_of],
+        shard_bytes=[digests[k][1] for k in shard_of],
+        config=job.name, prompt_set=job.prompt_set, guidance_scale=float(job.guidance_scale),
+        generator=job.generator_name or job.generator, steps=job.steps,
+    )
+    for stray in out.glob("shard-*.tar.tmp"):  # left by a process killed mid-shard
+        stray.unlink()
+    return write_parquet(manifest, out / "manifest.parquet")
+
+
+# ---------------------------------------------------------------- reading
+
+
+def verify(config_dir: str | Path, checksums: bool = True) -> pd.DataFrame:
+    """The configuration's manifest, after checking every shard against it (size, sha256,
+    sample count); raises ShardError naming the first bad shard."""
+    out = Path(config_dir)
+    man = out / "manifest.parquet"
+    if not man.exists():
+        raise ShardError(f"{out} has no manifest.parquet: its generation did not finish; rerun 02_generate for it.")
+    manifest = pd.read_parquet(man)
+    for shard, group in manifest.groupby("shard", sort=True):
+        p = out / shard
+        expect = group.iloc[0]
+        if not p.exists():
+            raise ShardError(f"shard {p} is missing ({len(group)} images); rerun 02_generate to make it again.")
+        if p.stat().st_size != expect["shard_bytes"]:
+            raise ShardError(f"shard {p} is truncated or altered: {p.stat().st_size} bytes, the manifest says {expect['shard_bytes']}.")
+        if checksums and sha256(p) != expect["shard_sha256"]:
+            raise ShardError(f"shard {p} is corrupt: its sha256 differs from the manifest's; rerun 02_generate to redo it.")
+    return manifest
+
+
+def read_images(config_dir: str | Path, per_class: int | None = None, checksums: bool = True) -> tuple[np.ndarray, pd.DataFrame]:
+    """Images (N, H, W[, C]) uint8 and their manifest rows, in generation order, for the first
+    ``per_class`` images of every class (a class-balanced prefix; all when None)."""
+    out = Path(config_dir)
+    manifest = verify(out, checksums)
+    if per_class is not None:
+        manifest = manifest[manifest["index"] < per_class]
+    want = set(manifest["key"])
+    found: dict[str, np.ndarray] = {}
+    for shard in manifest["shard"].unique():
+        try:
+            with tarfile.open(out / shard) as tar:
+                for member in tar:
+                    key, _, ext = member.name.partition(".")
+                    if ext == "png" and key in want:
+                        found[key] = np.asarray(Image.open(io.BytesIO(tar.extractfile(member).read())))
+        except (tarfile.TarError, OSError) as err:
+            raise ShardError(f"shard {out / shard} cannot be read: {err}") from None
+    lost = [k for k in manifest["key"] if k not in found]
+    if lost:
+        raise ShardError(f"{len(lost)} images of the manifest are not in the shards of {out} (first: {lost[0]}).")
+    return np.stack([found[k] for k in manifest["key"]]), manifest.reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m synkit.generate JOB.json [JOB.json ...]``, also under ``accelerate launch``."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        print("usage: [accelerate launch ...] python -m synkit.generate JOB.json [...]", file=sys.stderr)
+        return 2
+    import torch
+    from accelerate import PartialState
+
+    # On machines without CUDA, processes started by `accelerate launch` form a gloo (CPU) group.
+    state = PartialState(cpu=not torch.cuda.is_available())
+    pipe, loaded = None, None
+    for path in argv:
+        job = GenJob(**json.loads(Path(path).read_text()))
+        if loaded != (job.generator, job.dtype, job.scheduler):
+            pipe = load_pipeline(job.generator, job.dtype, device=str(state.device), scheduler=job.scheduler)
+            loaded = (job.generator, job.dtype, job.scheduler)
+        stats = generate_config(job, state.process_index, state.num_processes, pipe=pipe, barrier=state.wait_for_everyone)
+        if state.is_main_process:
+            print(json.dumps(stats))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
