@@ -98,8 +98,8 @@ class GenJob:
     def key_fields(self) -> dict:
         """The parameters an image depends on (a change means the configuration starts over)."""
         d = asdict(self)
-        for k in ("out_dir", "batch_size", "prompts"):
-            d.pop(k)
+        for k in ("out_dir", "batch_size", "prompts", "images_per_class"):
+            d.pop(k)  # images are seeded per (configuration, class, index): more or fewer keeps the rest valid
         return d
 
 
@@ -281,19 +281,29 @@ def write_shard(path: Path, rows: pd.DataFrame, images: list[Image.Image], job: 
     os.replace(tmp, path)
 
 
-def _prepare(job: GenJob, main: bool) -> None:
-    """Start over when the folder holds another configuration's images; record this one's."""
+def _prepare(job: GenJob, n_classes: int, main: bool) -> None:
+    """Start over when the folder holds another configuration's images; when only the number
+    of images changed, keep the shards that are complete in both plans (the order is
+    index-major, so they hold the same images); record this configuration."""
     out = Path(job.out_dir)
     cfg_file = out / "config.json"
     if not main:
         return
     out.mkdir(parents=True, exist_ok=True)
-    if cfg_file.exists() and json.loads(cfg_file.read_text()) != json.loads(json.dumps(job.key_fields())):
-        print(f"{job.name}: parameters changed since its images were made; generating it again", file=sys.stderr)
-        for p in out.iterdir():
-            if p.name.startswith("shard-") or p.name == "manifest.parquet":
-                p.unlink()
-    write_json(job.key_fields(), cfg_file)
+    record = {**job.key_fields(), "images_per_class": job.images_per_class}
+    if cfg_file.exists():
+        old = json.loads(cfg_file.read_text())
+        old_count = old.pop("images_per_class", 0)
+        same = old == json.loads(json.dumps(job.key_fields()))
+        if not same:
+            print(f"{job.name}: parameters changed since its images were made; generating it again", file=sys.stderr)
+        if not same or old_count != job.images_per_class:
+            keep = min(old_count, job.images_per_class) * n_classes // job.shard_size if same else 0
+            (out / "manifest.parquet").unlink(missing_ok=True)
+            for p in out.glob("shard-*.tar"):
+                if int(p.name[6:11]) >= keep:
+                    p.unlink()
+    write_json(record, cfg_file)
 
 
 def _bad_shards(out: Path) -> set[int]:
@@ -322,10 +332,10 @@ def generate_config(job: GenJob, rank: int = 0, world_size: int = 1, pipe=None, 
         )
     if job.resize_mode not in RESIZE_MODES:
         raise ValueError(f"resize_mode={job.resize_mode!r} is invalid; valid modes are {', '.join(RESIZE_MODES)}.")
-    _prepare(job, rank == 0)
+    plan = plan_images(pd.read_parquet(job.prompts), job.prompt_set, job.images_per_class, job.seed, job.name)
+    _prepare(job, plan["class_index"].nunique(), rank == 0)
     if barrier:
         barrier()
-    plan = plan_images(pd.read_parquet(job.prompts), job.prompt_set, job.images_per_class, job.seed, job.name)
     n_shards = -(-len(plan) // job.shard_size)
     if rank == 0:
         _bad_shards(out)
@@ -374,6 +384,44 @@ def write_manifest(job: GenJob, plan: pd.DataFrame, n_shards: int) -> Path:
     for stray in out.glob("shard-*.tar.tmp"):  # left by a process killed mid-shard
         stray.unlink()
     return write_parquet(manifest, out / "manifest.parquet")
+
+
+def parse_config(spec: str) -> tuple[str, float]:
+    """``"in_captions@2"`` -> ("in_captions", 2.0)."""
+    name, sep, scale = spec.partition("@")
+    try:
+        return name, float(scale)
+    except ValueError:
+        raise ValueError(f"configuration {spec!r} is not PROMPT_SET@CFG such as 'in_captions@2'.") from None
+
+
+def make_jobs(
+    prompt_sets: list[str],
+    guidance_scales: list[float],
+    images_per_class: int,
+    synthetic_dir: str | Path,
+    ladder_configs: list[str] = (),
+    ladder_images_per_class: int = 0,
+    generator_name: str = "model",
+    **common,
+) -> list[GenJob]:
+    """One job per configuration: every prompt set x CFG scale at ``images_per_class``, and the
+    ``ladder_configs`` (PROMPT_SET@CFG) the scaling runs train on at ``ladder_images_per_class``
+    (a configuration in both is generated once, at the larger count)."""
+    wanted: dict[tuple[str, float], int] = {}
+    for ps in prompt_sets:
+        for g in guidance_scales:
+            wanted[(ps, float(g))] = images_per_class
+    for spec in ladder_configs:
+        key = parse_config(spec)
+        wanted[key] = max(wanted.get(key, 0), ladder_images_per_class)
+    return [
+        GenJob(
+            prompt_set=ps, guidance_scale=g, images_per_class=n, generator_name=generator_name,
+            out_dir=str(Path(synthetic_dir) / config_name(generator_name, ps, g)), **common,
+        )
+        for (ps, g), n in wanted.items()
+    ]
 
 
 # ---------------------------------------------------------------- reading

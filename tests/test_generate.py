@@ -170,3 +170,19 @@ def test_two_accelerate_processes_equal_one(prompt_file, tiny_sd, tmp_path):
     assert '"made": 32' in done.stdout  # the main process made its half: 4 of the 8 shards
     assert shard_bytes(Path(two.out_dir)) == shard_bytes(Path(one.out_dir))
     assert len(verify(two.out_dir)) == 60
+
+
+def test_more_images_keep_complete_shards(prompt_file, tiny_sd, tmp_path):
+    small = make_job(prompt_file, tiny_sd, tmp_path / "grow" / "cfg", images_per_class=3)  # 30 images: 3 full shards + 6
+    generate_config(small, progress=False)
+    before = shard_bytes(Path(small.out_dir))
+    big = make_job(prompt_file, tiny_sd, tmp_path / "grow" / "cfg", images_per_class=5)
+    assert generate_config(big, progress=False)["made"] == 50 - 24  # the 3 complete shards are kept
+    ref = make_job(prompt_file, tiny_sd, tmp_path / "ref" / "cfg", images_per_class=5)
+    generate_config(ref, progress=False)
+    after = shard_bytes(Path(big.out_dir))
+    assert after == shard_bytes(Path(ref.out_dir))
+    assert all(after[k] == before[k] for k in ("shard-00000.tar", "shard-00001.tar", "shard-00002.tar"))
+    shrink = make_job(prompt_file, tiny_sd, tmp_path / "grow" / "cfg", images_per_class=2)
+    assert generate_config(shrink, progress=False)["made"] == 4
+    assert len(verify(shrink.out_dir)) == 20
