@@ -59,6 +59,9 @@ from synkit.files import write_json, write_parquet
 from synkit.worlds import safe_name
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+# Pipelines whose sampler takes one generator, not one per image: the batch shares a generator
+# seeded with its first image's seed (still fixed per shard, so runs stay reproducible).
+PER_BATCH_SEED = {"AmusedPipeline"}
 RESIZE_MODES = ("resize", "center_crop")
 
 
@@ -160,7 +163,7 @@ def sha256(path: Path) -> str:
 # ---------------------------------------------------------------- the model
 
 
-def load_pipeline(generator: str, dtype: str = "auto", device: str | None = None, scheduler: str | None = None):
+def load_pipeline(generator: str, dtype: str = "auto", device: str | None = None, scheduler: str | None = None, **components):
     """A diffusers text-to-image pipeline from a hub id or local folder, on ``device``.
 
     Weights are half precision on CUDA for ``auto``; on CPU they stay float32 and ``bfloat16``
@@ -180,9 +183,9 @@ def load_pipeline(generator: str, dtype: str = "auto", device: str | None = None
 
     def load(path: str):
         try:
-            return diffusers.AutoPipelineForText2Image.from_pretrained(path, dtype=weights)
+            return diffusers.AutoPipelineForText2Image.from_pretrained(path, dtype=weights, **components)
         except ValueError:  # a pipeline AutoPipeline does not map (cascade stages, custom pipelines)
-            return diffusers.DiffusionPipeline.from_pretrained(path, dtype=weights)
+            return diffusers.DiffusionPipeline.from_pretrained(path, dtype=weights, **components)
 
     pipe = load_pretrained(load, generator, "the text-to-image generator", "generator")
     if scheduler:
@@ -230,6 +233,8 @@ def render(pipe, job: GenJob, prompts: list[str], seeds: list[int], stages=()) -
     import torch
 
     gens = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
+    if type(pipe).__name__ in PER_BATCH_SEED:
+        gens = gens[0]
     size = {k: v for k, v in (("height", job.height), ("width", job.width)) if v}
     with torch.inference_mode(), autocast(pipe, job.dtype):
         if not stages:
@@ -257,7 +262,7 @@ def render(pipe, job: GenJob, prompts: list[str], seeds: list[int], stages=()) -
 # ---------------------------------------------------------------- shards
 
 
-def write_shard(path: Path, rows: pd.DataFrame, images: list[Image.Image], job: GenJob) -> None:
+def write_shard(path: Path, rows: pd.DataFrame, images: list[Image.Image], job: GenJob, seed_scope: str = "image") -> None:
     """Write one complete shard: a temporary file, fsync, then a rename."""
     import webdataset as wds
 
@@ -272,7 +277,7 @@ def write_shard(path: Path, rows: pd.DataFrame, images: list[Image.Image], job: 
                 "steps": job.steps, "guidance_scale": job.guidance_scale, "seed": int(row.seed),
                 "prompt_set": job.prompt_set, "prompt": row.prompt, "prompt_index": int(row.prompt_index),
                 "source_id": row.source_id, "class_index": int(row.class_index), "class_name": row.class_name,
-                "index": int(row.index), "config": job.name,
+                "index": int(row.index), "config": job.name, "seed_scope": seed_scope,
             }
             writer.write({"__key__": row.key, "png": buf.getvalue(), "txt": row.prompt, "cls": int(row.class_index), "json": meta})
         writer.close()
@@ -347,7 +352,8 @@ def generate_config(job: GenJob, rank: int = 0, world_size: int = 1, pipe=None, 
     if mine:
         if pipe is None:
             pipe = load_pipeline(job.generator, job.dtype, scheduler=job.scheduler)
-        stages = [load_pipeline(s, job.dtype) for s in job.stages]
+        # later cascade stages reuse stage I's prompt embeddings: no text encoder of their own
+        stages = [load_pipeline(s, job.dtype, text_encoder=None) for s in job.stages]
         bar = tqdm(total=todo, desc=job.name if world_size == 1 else f"{job.name} [{rank}]", unit="img", disable=not progress, position=rank)
         for k in mine:
             rows = plan.iloc[k * job.shard_size : (k + 1) * job.shard_size]
@@ -356,7 +362,7 @@ def generate_config(job: GenJob, rank: int = 0, world_size: int = 1, pipe=None, 
                 batch = rows.iloc[b : b + job.batch_size]
                 images += render(pipe, job, batch["prompt"].tolist(), batch["seed"].tolist(), stages)
                 bar.update(len(batch))
-            write_shard(shard_path(out, k), rows, images, job)
+            write_shard(shard_path(out, k), rows, images, job, "batch" if type(pipe).__name__ in PER_BATCH_SEED else "image")
             made += len(rows)
         bar.close()
     seconds = time.perf_counter() - t0

@@ -122,3 +122,70 @@ def tiny_sd(tmp_path_factory) -> Path:
     )
     pipe.save_pretrained(path / "pipeline")
     return path / "pipeline"
+
+
+@pytest.fixture(scope="session")
+def tiny_if(tmp_path_factory) -> tuple[Path, Path]:
+    """DeepFloyd IF stage I and stage II (super-resolution) pipelines of tiny random components."""
+    import torch
+    from diffusers import DDPMScheduler, IFPipeline, IFSuperResolutionPipeline, UNet2DConditionModel
+    from transformers import ByT5Tokenizer, T5Config, T5EncoderModel
+
+    torch.manual_seed(0)
+
+    def unet(stage2: bool) -> UNet2DConditionModel:
+        extra = dict(class_embed_type="timestep", mid_block_scale_factor=1.414, time_embedding_act_fn="gelu", time_embedding_dim=32) if stage2 else {}
+        return UNet2DConditionModel(
+            sample_size=16 if stage2 else 8, layers_per_block=1, block_out_channels=[32, 64],
+            down_block_types=["ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"], mid_block_type="UNetMidBlock2DSimpleCrossAttn",
+            up_block_types=["SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"], in_channels=6 if stage2 else 3, out_channels=6,
+            cross_attention_dim=32, encoder_hid_dim=32, attention_head_dim=8, addition_embed_type="text",
+            addition_embed_type_num_heads=2, cross_attention_norm="group_norm", resnet_time_scale_shift="scale_shift", act_fn="gelu", **extra,
+        )
+
+    def scheduler() -> DDPMScheduler:
+        return DDPMScheduler(
+            beta_schedule="squaredcos_cap_v2", thresholding=True, dynamic_thresholding_ratio=0.95, sample_max_value=1.0,
+            variance_type="learned_range",
+        )
+
+    tok = ByT5Tokenizer()
+    tok.model_max_length = 16
+    text = T5EncoderModel(T5Config(vocab_size=384, d_model=32, d_kv=8, d_ff=32, num_layers=1, num_heads=2))
+    common = dict(tokenizer=tok, text_encoder=text, safety_checker=None, feature_extractor=None, watermarker=None, requires_safety_checker=False)
+    root = tmp_path_factory.mktemp("tiny_if")
+    IFPipeline(unet=unet(False), scheduler=scheduler(), **common).save_pretrained(root / "stage1")
+    IFSuperResolutionPipeline(
+        unet=unet(True), scheduler=scheduler(), image_noising_scheduler=DDPMScheduler(beta_schedule="squaredcos_cap_v2"), **common
+    ).save_pretrained(root / "stage2")
+    return root / "stage1", root / "stage2"
+
+
+@pytest.fixture(scope="session")
+def tiny_amused(tmp_path_factory) -> Path:
+    """An aMUSEd (masked-token, like Muse) pipeline of tiny random components."""
+    import torch
+    from diffusers import AmusedPipeline, AmusedScheduler, UVit2DModel, VQModel
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("tiny_amused")
+    transformer = UVit2DModel(
+        hidden_size=8, use_bias=False, hidden_dropout=0.0, cond_embed_dim=8, micro_cond_encode_dim=2, micro_cond_embed_dim=10,
+        encoder_hidden_size=8, vocab_size=32, codebook_size=8, in_channels=8, block_out_channels=8, num_res_blocks=1,
+        downsample=True, upsample=True, block_num_heads=1, num_hidden_layers=1, num_attention_heads=1, attention_dropout=0.0,
+        intermediate_size=8, layer_norm_eps=1e-06, ln_elementwise_affine=True,
+    )
+    vqvae = VQModel(
+        act_fn="silu", block_out_channels=[8], down_block_types=["DownEncoderBlock2D"], in_channels=3, latent_channels=8,
+        layers_per_block=1, norm_num_groups=8, num_vq_embeddings=8, out_channels=3, sample_size=8, up_block_types=["UpDecoderBlock2D"],
+        mid_block_add_attention=False, lookup_from_codebook=True, force_upcast=False,
+    )
+    text = CLIPTextModelWithProjection(CLIPTextConfig(
+        bos_token_id=49406, eos_token_id=49407, pad_token_id=49407, hidden_size=8, intermediate_size=8, num_attention_heads=1,
+        num_hidden_layers=1, vocab_size=49408, projection_dim=8, max_position_embeddings=16,
+    ))
+    AmusedPipeline(
+        vqvae=vqvae, tokenizer=clip_tokenizer(root / "_tok"), text_encoder=text, transformer=transformer, scheduler=AmusedScheduler(mask_token_id=31),
+    ).save_pretrained(root / "pipeline")
+    return root / "pipeline"

@@ -186,3 +186,29 @@ def test_more_images_keep_complete_shards(prompt_file, tiny_sd, tmp_path):
     shrink = make_job(prompt_file, tiny_sd, tmp_path / "grow" / "cfg", images_per_class=2)
     assert generate_config(shrink, progress=False)["made"] == 4
     assert len(verify(shrink.out_dir)) == 20
+
+
+def test_deepfloyd_if_cascade(prompt_file, tiny_if, tmp_path):
+    stage1, stage2 = tiny_if
+    job = GenJob(
+        prompts=str(prompt_file), prompt_set="classnames", guidance_scale=1.5, images_per_class=2, out_dir=str(tmp_path / "if"),
+        generator=str(stage1), stages=[str(stage2)], steps=2, resolution=16, batch_size=4, shard_size=10,
+    )
+    assert generate_config(job, progress=False)["made"] == 20
+    images, rows = read_images(job.out_dir)
+    assert images.shape == (20, 16, 16, 3)  # stage II doubles stage I's 8 px
+
+
+def test_amused_masked_token_model(prompt_file, tiny_amused, tmp_path):
+    kw = dict(
+        prompts=str(prompt_file), prompt_set="classnames", guidance_scale=0.5, images_per_class=2, generator=str(tiny_amused),
+        steps=2, height=8, width=8, resolution=16, batch_size=4, shard_size=10,
+    )
+    a, b = GenJob(out_dir=str(tmp_path / "a" / "m"), **kw), GenJob(out_dir=str(tmp_path / "b" / "m"), **kw)
+    generate_config(a, progress=False)
+    generate_config(b, progress=False)
+    assert shard_bytes(Path(a.out_dir)) == shard_bytes(Path(b.out_dir))
+    import webdataset as wds
+
+    sample = next(iter(wds.WebDataset(str(Path(a.out_dir) / "shard-00000.tar"), shardshuffle=False)))
+    assert json.loads(sample["json"])["seed_scope"] == "batch"
