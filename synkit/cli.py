@@ -9,8 +9,14 @@ from synkit import study
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["train-t2i"]:  # the embedded text-to-image model has its own options
+        from synkit.t2i import main_train
+
+        return main_train(argv[1:])
     parser = argparse.ArgumentParser(prog="synkit", description="Run a synthetic-image scaling study from one parameter file.")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("train-t2i", help="train (or reuse) the embedded fashion text-to-image model", add_help=False)
     for name, text in (("run", "check, then execute the study's notebooks in order"), ("check", "validate a parameter file without running")):
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("params", help="the study's YAML parameter file, e.g. parameters/mini.yaml")
