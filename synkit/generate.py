@@ -228,6 +228,20 @@ def finish(image: np.ndarray, resolution: int, resize_mode: str, mode: str) -> I
     return im
 
 
+def prompt_embeddings(pipe, prompts: list[str]):
+    """``prompt_embeds`` and ``negative_prompt_embeds`` for a Stable Diffusion pipeline, each
+    distinct prompt encoded once (a batch often repeats a class name or template; the text
+    encoder can cost more than the denoising for small models)."""
+    import torch
+
+    unique = list(dict.fromkeys(prompts))
+    table = pipe.encode_prompt(unique, pipe.device, 1, False)[0]
+    index = torch.tensor([unique.index(p) for p in prompts])
+    embeds = table[index]
+    negative = pipe.encode_prompt([""], pipe.device, 1, False)[0].expand_as(embeds)
+    return embeds, negative
+
+
 def render(pipe, job: GenJob, prompts: list[str], seeds: list[int], stages=()) -> list[Image.Image]:
     """One batch: the pipeline (and any cascade stages) with one seeded generator per image."""
     import torch
@@ -238,8 +252,14 @@ def render(pipe, job: GenJob, prompts: list[str], seeds: list[int], stages=()) -
     size = {k: v for k, v in (("height", job.height), ("width", job.width)) if v}
     with torch.inference_mode(), autocast(pipe, job.dtype):
         if not stages:
+            from diffusers import StableDiffusionPipeline
+
+            text = {"prompt": prompts}
+            if isinstance(pipe, StableDiffusionPipeline):
+                embeds, negative = prompt_embeddings(pipe, prompts)
+                text = {"prompt_embeds": embeds, "negative_prompt_embeds": negative}
             out = pipe(
-                prompt=prompts, guidance_scale=job.guidance_scale, num_inference_steps=job.steps,
+                **text, guidance_scale=job.guidance_scale, num_inference_steps=job.steps,
                 generator=gens, output_type="np", **size, **job.extra,
             ).images
         else:  # DeepFloyd IF: stage I in pixel space, then super-resolution stages on its output
