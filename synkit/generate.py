@@ -228,22 +228,25 @@ def finish(image: np.ndarray, resolution: int, resize_mode: str, mode: str) -> I
     return im
 
 
-def prompt_embeddings(pipe, prompts: list[str]):
-    """``prompt_embeds`` and ``negative_prompt_embeds`` for a Stable Diffusion pipeline, each
-    distinct prompt encoded once (a batch often repeats a class name or template; the text
-    encoder can cost more than the denoising for small models)."""
+def prompt_embeddings(pipe, prompts: list[str], batch_size: int = 256):
+    """``prompt_embeds`` and ``negative_prompt_embeds`` (the empty prompt) for a Stable Diffusion
+    pipeline, each distinct prompt encoded once through the pipeline's own ``encode_prompt``, so
+    the result equals what ``pipe(prompt=...)`` computes. A shard often repeats a class name or
+    template, and for small models the text encoder can cost more than the denoising."""
     import torch
 
     unique = list(dict.fromkeys(prompts))
-    table = pipe.encode_prompt(unique, pipe.device, 1, False)[0]
-    index = torch.tensor([unique.index(p) for p in prompts])
-    embeds = table[index]
-    negative = pipe.encode_prompt([""], pipe.device, 1, False)[0].expand_as(embeds)
+    with torch.inference_mode():
+        parts = [pipe.encode_prompt(unique[i : i + batch_size], pipe.device, 1, False)[0] for i in range(0, len(unique), batch_size)]
+        index = {p: i for i, p in enumerate(unique)}
+        embeds = torch.cat(parts)[torch.tensor([index[p] for p in prompts])]
+        negative = pipe.encode_prompt([""], pipe.device, 1, False)[0].expand_as(embeds)
     return embeds, negative
 
 
-def render(pipe, job: GenJob, prompts: list[str], seeds: list[int], stages=()) -> list[Image.Image]:
-    """One batch: the pipeline (and any cascade stages) with one seeded generator per image."""
+def render(pipe, job: GenJob, prompts: list[str], seeds: list[int], stages=(), embeds=None) -> list[Image.Image]:
+    """One batch: the pipeline (and any cascade stages) with one seeded generator per image;
+    ``embeds`` = (prompt_embeds, negative_prompt_embeds) of the batch, when precomputed."""
     import torch
 
     gens = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
@@ -252,12 +255,9 @@ def render(pipe, job: GenJob, prompts: list[str], seeds: list[int], stages=()) -
     size = {k: v for k, v in (("height", job.height), ("width", job.width)) if v}
     with torch.inference_mode(), autocast(pipe, job.dtype):
         if not stages:
-            from diffusers import StableDiffusionPipeline
-
             text = {"prompt": prompts}
-            if isinstance(pipe, StableDiffusionPipeline):
-                embeds, negative = prompt_embeddings(pipe, prompts)
-                text = {"prompt_embeds": embeds, "negative_prompt_embeds": negative}
+            if embeds is not None:
+                text = {"prompt_embeds": embeds[0], "negative_prompt_embeds": embeds[1]}
             out = pipe(
                 **text, guidance_scale=job.guidance_scale, num_inference_steps=job.steps,
                 generator=gens, output_type="np", **size, **job.extra,
@@ -375,12 +375,17 @@ def generate_config(job: GenJob, rank: int = 0, world_size: int = 1, pipe=None, 
         # later cascade stages reuse stage I's prompt embeddings: no text encoder of their own
         stages = [load_pipeline(s, job.dtype, text_encoder=None) for s in job.stages]
         bar = tqdm(total=todo, desc=job.name if world_size == 1 else f"{job.name} [{rank}]", unit="img", disable=not progress, position=rank)
+        from diffusers import StableDiffusionPipeline
+
+        precompute = isinstance(pipe, StableDiffusionPipeline) and not stages
         for k in mine:
             rows = plan.iloc[k * job.shard_size : (k + 1) * job.shard_size]
+            table = prompt_embeddings(pipe, rows["prompt"].tolist(), job.batch_size) if precompute else None
             images: list[Image.Image] = []
             for b in range(0, len(rows), job.batch_size):
                 batch = rows.iloc[b : b + job.batch_size]
-                images += render(pipe, job, batch["prompt"].tolist(), batch["seed"].tolist(), stages)
+                embeds = (table[0][b : b + job.batch_size], table[1][b : b + job.batch_size]) if precompute else None
+                images += render(pipe, job, batch["prompt"].tolist(), batch["seed"].tolist(), stages, embeds)
                 bar.update(len(batch))
             write_shard(shard_path(out, k), rows, images, job, "batch" if type(pipe).__name__ in PER_BATCH_SEED else "image")
             made += len(rows)

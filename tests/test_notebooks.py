@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("outputs")
-    cmd = [sys.executable, "-m", "synkit", "run", "parameters/smoke.yaml", "--only", "01_prompts", "--set", f"outputs_dir={out}"]
+    cmd = [sys.executable, "-m", "synkit", "run", "parameters/smoke.yaml", "--set", f"outputs_dir={out}"]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return out / "smoke", done.stderr
@@ -23,7 +24,7 @@ def smoke(tmp_path_factory):
 
 def test_prompts_notebook_records_and_files(smoke):
     folder, log = smoke
-    assert "[1/1] 01_prompts done in" in log
+    assert "01_prompts done in" in log
     rec = read_records(folder / "notebooks" / "01_prompts.ipynb")
     assert rec["n_classes"] == 10
     assert rec["prompts_per_set"] == {
@@ -47,3 +48,20 @@ def test_plain_papermill_runs_the_notebook(tmp_path):
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert read_records(out_nb)["prompts_per_set"] == {"classnames": 10}
+
+
+def test_generate_notebook_makes_every_configuration(smoke):
+    folder, log = smoke
+    assert "02_generate done in" in log
+    rec = read_records(folder / "notebooks" / "02_generate.ipynb")
+    configs = pd.read_parquet(folder / "synthetic" / "configs.parquet")
+    expected = {"embedded-classnames-cfg1": 6, "embedded-classnames-cfg4": 6, "embedded-in_captions-cfg1": 6, "embedded-in_captions-cfg4": 12}
+    assert dict(zip(configs["config"], configs["images_per_class"])) == expected
+    assert rec["images"] == 10 * sum(expected.values()) == configs["images"].sum()
+    assert rec["images_per_s"] > 0
+    for name, manifest in rec["manifests"].items():
+        table = pd.read_parquet(manifest)
+        assert len(table) == 10 * expected[name] and table["seed"].is_unique
+        assert (Path(manifest).parent / "grid.png").exists()
+    captions = pd.read_parquet(rec["manifests"]["embedded-in_captions-cfg4"])
+    assert captions["source_id"].notna().all() and captions["prompt"].str.contains(", ").all()

