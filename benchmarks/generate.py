@@ -42,7 +42,7 @@ def main() -> None:
 
         cfg = t2i.T2IConfig()
         path = str(t2i.ensure_t2i(cfg, args.models_dir))
-        steps = steps or cfg.sample_steps
+        steps = steps or t2i.DEFAULT_STEPS
     steps = steps or 25
     world = load_world("fashion")
     with tempfile.TemporaryDirectory() as tmp:
