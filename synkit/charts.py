@@ -37,3 +37,19 @@ def image_grid(images: np.ndarray, class_index: np.ndarray, class_names: list[st
             tile = Image.fromarray(images[i]).convert("RGB").resize((w * scale, h * scale), Image.Resampling.NEAREST)
             grid.paste(tile, (label_w + col * w * scale, row * h * scale))
     return grid
+
+
+def quality_tradeoff(summary: pd.DataFrame) -> alt.Chart:
+    """Recognizability vs diversity, a point per configuration, shaped by prompt set and colored by
+    CFG scale (the paper's Figure 2; performance at D_I colors it once training results exist)."""
+    color = "performance_at_DI:Q" if "performance_at_DI" in summary else alt.Color("guidance_scale:Q", scale=alt.Scale(type="log", scheme="viridis"), title="CFG")
+    base = alt.Chart(summary).encode(
+        x=alt.X("diversity:Q", title="diversity (feature std per class)", scale=alt.Scale(zero=False)),
+        y=alt.Y("recognizability:Q", title="recognizability (mean per-class F1)", scale=alt.Scale(zero=False)),
+    )
+    points = base.mark_point(size=120, filled=True).encode(
+        shape=alt.Shape("prompt_set:N", title="prompt set"), color=color,
+        tooltip=["config", "prompt_set", "guidance_scale", alt.Tooltip("recognizability:Q", format=".3f"), alt.Tooltip("diversity:Q", format=".3f")],
+    )
+    lines = base.mark_line(opacity=0.4).encode(detail="prompt_set:N", order="guidance_scale:Q")
+    return (lines + points).properties(width=420, height=320, title="Recognizability vs diversity of synthetic images")

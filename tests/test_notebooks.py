@@ -65,3 +65,16 @@ def test_generate_notebook_makes_every_configuration(smoke):
         assert (Path(manifest).parent / "grid.png").exists()
     captions = pd.read_parquet(rec["manifests"]["embedded-in_captions-cfg4"])
     assert captions["source_id"].notna().all() and captions["prompt"].str.contains(", ").all()
+
+
+def test_quality_notebook_scores_every_configuration(smoke):
+    folder, log = smoke
+    assert "03_quality done in" in log
+    rec = read_records(folder / "notebooks" / "03_quality.ipynb")
+    assert 0.1 < rec["reference_val_top1"] <= 1.0
+    configs = set(pd.read_parquet(folder / "synthetic" / "configs.parquet")["config"])
+    assert set(rec["recognizability"]) == configs == set(rec["diversity"])
+    per_class = pd.read_parquet(folder / "quality" / "per_class.parquet")
+    assert len(per_class) == 10 * len(configs) and (per_class["n"] == 6).all()
+    assert per_class["f1"].between(0, 1).all() and (per_class["diversity"] > 0).all()
+    assert (folder / "quality" / "tradeoff.png").stat().st_size > 1000

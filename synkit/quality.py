@@ -1,0 +1,183 @@
+"""Quality of synthetic images, as the paper measures it, with a reference classifier.
+
+- **Recognizability**: the reference classifier labels a configuration's images; per class F1
+  (precision: images labelled as the class really are of it; recall: images of the class are
+  labelled so), averaged over classes.
+- **Diversity**: per class, the standard deviation of the reference classifier's penultimate
+  features over that class's images, averaged over feature dimensions; averaged over classes.
+
+The fashion world's reference classifier is a small CNN trained on the ``real`` split (28x28
+images are too small for ImageNet architectures), cached under ``outputs/models/`` keyed by its
+training parameters and the split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from synkit.files import write_json
+
+
+@dataclass(frozen=True)
+class ReferenceConfig:
+    """Training parameters of the fashion reference classifier (all part of its cache key)."""
+
+    web_size: int = 50_000
+    real_size: int = 10_000
+    split_seed: int = 0
+    seed: int = 0
+    width: int = 32  # channels of the first block; doubled twice
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 3e-3
+
+
+class FashionCNN(nn.Module):
+    """Three conv blocks and global pooling; ``features`` is the penultimate layer (4 x width)."""
+
+    def __init__(self, width: int = 32, num_classes: int = 10):
+        super().__init__()
+
+        def block(cin: int, cout: int) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+            )
+
+        self.body = nn.Sequential(
+            block(1, width), nn.MaxPool2d(2), block(width, 2 * width), nn.MaxPool2d(2), block(2 * width, 4 * width),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
+        self.head = nn.Linear(4 * width, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def _tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> float (N, 1, 28, 28) standardized as in training."""
+    return torch.as_tensor(np.array(images, dtype=np.float32)).div(255).sub(0.286).div(0.353).unsqueeze(1)
+
+
+def reference_key(config: ReferenceConfig) -> str:
+    payload = json.dumps({"world": "fashion", "model": "FashionCNN", **dataclasses.asdict(config)}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, images: np.ndarray, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted labels and penultimate features (float32) of uint8 images."""
+    model.eval()
+    labels, feats = [], []
+    for i in range(0, len(images), batch_size):
+        with torch.autocast("cpu", torch.bfloat16):
+            f = model.features(_tensor(images[i : i + batch_size]))
+            logits = model.head(f)
+        labels.append(logits.float().argmax(1).numpy())
+        feats.append(f.float().numpy())
+    return np.concatenate(labels), np.concatenate(feats)
+
+
+def train_reference(config: ReferenceConfig, out_dir: str | Path, progress: bool = True) -> Path:
+    """Train the fashion reference classifier on ``real`` (random flips and 2-pixel shifts),
+    write ``model.safetensors`` and ``reference.json`` (val accuracy) atomically; return the folder."""
+    from safetensors.torch import save_file
+
+    from synkit.worlds import load_world
+
+    world = load_world("fashion", web_size=config.web_size, real_size=config.real_size, split_seed=config.split_seed)
+    real, val = world.split("real"), world.split("val")
+    torch.manual_seed(config.seed)
+    model = FashionCNN(config.width)
+    x, y = _tensor(real.images), torch.from_numpy(real.labels)
+    steps_per_epoch = -(-len(x) // config.batch_size)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=5e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=config.epochs * steps_per_epoch)
+    gen = torch.Generator().manual_seed(config.seed)
+    t0 = time.perf_counter()
+    bar = tqdm(total=config.epochs * steps_per_epoch, desc="reference classifier", unit="step", disable=not progress)
+    model.train()
+    for _ in range(config.epochs):
+        order = torch.randperm(len(x), generator=gen)
+        for i in range(0, len(x), config.batch_size):
+            idx = order[i : i + config.batch_size]
+            xb = x[idx]
+            flip = torch.rand(len(xb), generator=gen) < 0.5
+            xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
+            dx, dy = (int(v) for v in torch.randint(-2, 3, (2,), generator=gen))
+            xb = torch.roll(xb, shifts=(dy, dx), dims=(2, 3))
+            with torch.autocast("cpu", torch.bfloat16):
+                loss = F.cross_entropy(model(xb).float(), y[idx], label_smoothing=0.05)
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            sched.step()
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+    bar.close()
+    pred, _ = predict(model, val.images)
+    val_acc = float((pred == val.labels).mean())
+    out = Path(out_dir)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file(model.state_dict(), tmp / "model.safetensors")
+    write_json({"config": dataclasses.asdict(config), "val_top1": val_acc, "train_s": time.perf_counter() - t0}, tmp / "reference.json")
+    if out.exists():  # another process finished first with the same key
+        shutil.rmtree(tmp)
+    else:
+        os.replace(tmp, out)
+    return out
+
+
+def ensure_reference(config: ReferenceConfig, models_dir: str | Path = "outputs/models", progress: bool = True) -> Path:
+    """The cached reference classifier folder, trained first when missing."""
+    out = Path(models_dir) / f"reference-{reference_key(config)}"
+    if (out / "reference.json").exists():
+        return out
+    return train_reference(config, out, progress)
+
+
+def load_reference(folder: str | Path) -> tuple[FashionCNN, dict]:
+    """The classifier and its record (val accuracy, config) from a folder ``train_reference`` wrote."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    info = json.loads((folder / "reference.json").read_text())
+    model = FashionCNN(info["config"]["width"])
+    model.load_state_dict(load_file(folder / "model.safetensors"))
+    return model.eval(), info
+
+
+def per_class_quality(pred: np.ndarray, feats: np.ndarray, labels: np.ndarray, num_classes: int) -> pd.DataFrame:
+    """Per class: F1 of the reference classifier's labels, and the diversity of its features."""
+    from sklearn.metrics import f1_score
+
+    if len(pred) != len(labels) or len(feats) != len(labels):
+        raise ValueError(f"predictions ({len(pred)}), features ({len(feats)}) and labels ({len(labels)}) must have equal length.")
+    f1 = f1_score(labels, pred, labels=list(range(num_classes)), average=None, zero_division=0)
+    rows = []
+    for c in range(num_classes):
+        mine = feats[labels == c]
+        rows.append({
+            "class_index": c, "n": int(len(mine)), "f1": float(f1[c]),
+            "diversity": float(mine.std(axis=0).mean()) if len(mine) > 1 else float("nan"),
+        })
+    return pd.DataFrame(rows)
