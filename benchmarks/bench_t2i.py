@@ -125,7 +125,7 @@ def main() -> None:
     g = 4.0
 
     # speed: where a batch's time goes, then whole pipeline calls
-    pe, ne = encode_prompts(pipe, prompts)
+    pe, ne = prompt_embeddings(pipe, prompts)
     lat = torch.randn(2 * args.batch, 4, 8, 8)
     for bf16 in (True, False):
         with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):

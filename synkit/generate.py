@@ -331,20 +331,17 @@ def _prepare(job: GenJob, n_classes: int, main: bool) -> None:
     write_json(record, cfg_file)
 
 
-def _bad_shards(out: Path) -> set[int]:
-    """Complete-looking shards whose checksum disagrees with an existing manifest."""
+def _drop_bad_shards(out: Path) -> None:
+    """Delete complete-looking shards whose checksum disagrees with an existing manifest, so they are made again."""
     man = out / "manifest.parquet"
     if not man.exists():
-        return set()
+        return
     shards = pd.read_parquet(man, columns=["shard", "shard_sha256"]).drop_duplicates("shard")
-    bad = set()
     for shard, digest in shards.itertuples(index=False):
         p = out / shard
         if p.exists() and sha256(p) != digest:
             print(f"{p} is corrupt; generating it again", file=sys.stderr)
             p.unlink()
-            bad.add(int(shard[6:11]))
-    return bad
 
 
 def generate_config(job: GenJob, rank: int = 0, world_size: int = 1, pipe=None, barrier=None, progress: bool = True) -> dict:
@@ -363,7 +360,7 @@ def generate_config(job: GenJob, rank: int = 0, world_size: int = 1, pipe=None, 
         barrier()
     n_shards = -(-len(plan) // job.shard_size)
     if rank == 0:
-        _bad_shards(out)
+        _drop_bad_shards(out)
     if barrier:
         barrier()
     mine = [k for k in range(n_shards) if k % world_size == rank and not shard_path(out, k).exists()]
