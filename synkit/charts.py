@@ -39,17 +39,42 @@ def image_grid(images: np.ndarray, class_index: np.ndarray, class_names: list[st
     return grid
 
 
-def quality_tradeoff(summary: pd.DataFrame) -> alt.Chart:
-    """Recognizability vs diversity, a point per configuration, shaped by prompt set and colored by
-    CFG scale (the paper's Figure 2; performance at D_I colors it once training results exist)."""
-    color = "performance_at_DI:Q" if "performance_at_DI" in summary else alt.Color("guidance_scale:Q", scale=alt.Scale(type="log", scheme="viridis"), title="CFG")
+def quality_tradeoff(summary: pd.DataFrame, performance: str | None = None, performance_title: str = "performance") -> alt.Chart:
+    """Recognizability vs diversity, a point per configuration, shaped by prompt set; colored by
+    ``performance`` (a column, e.g. val top-1 of a model trained on the configuration) when
+    given, else by CFG scale (the paper's Figure 2)."""
+    if performance:
+        color = alt.Color(f"{performance}:Q", scale=alt.Scale(scheme="viridis"), title=performance_title)
+    else:
+        color = alt.Color("guidance_scale:Q", scale=alt.Scale(type="log", scheme="viridis"), title="CFG")
     base = alt.Chart(summary).encode(
         x=alt.X("diversity:Q", title="diversity (feature std per class)", scale=alt.Scale(zero=False)),
         y=alt.Y("recognizability:Q", title="recognizability (mean per-class F1)", scale=alt.Scale(zero=False)),
     )
-    points = base.mark_point(size=120, filled=True).encode(
-        shape=alt.Shape("prompt_set:N", title="prompt set"), color=color,
-        tooltip=["config", "prompt_set", "guidance_scale", alt.Tooltip("recognizability:Q", format=".3f"), alt.Tooltip("diversity:Q", format=".3f")],
-    )
+    tooltip = ["config", "prompt_set", "guidance_scale", alt.Tooltip("recognizability:Q", format=".3f"), alt.Tooltip("diversity:Q", format=".3f")]
+    if performance:
+        tooltip.append(alt.Tooltip(f"{performance}:Q", format=".3f", title=performance_title))
+    points = base.mark_point(size=120, filled=True).encode(shape=alt.Shape("prompt_set:N", title="prompt set"), color=color, tooltip=tooltip)
+    labels = base.mark_text(dx=9, dy=-7, fontSize=9).encode(text=alt.Text("guidance_scale:Q", format="g"))
     lines = base.mark_line(opacity=0.4).encode(detail="prompt_set:N", order="guidance_scale:Q")
-    return (lines + points).properties(width=420, height=320, title="Recognizability vs diversity of synthetic images")
+    return (lines + points + labels).properties(width=420, height=320, title="Recognizability vs diversity of synthetic images (labels: CFG)")
+
+
+def scaling_curves(points: pd.DataFrame, curves: pd.DataFrame, color: str = "source", title: str = "") -> alt.Chart:
+    """Measured values against data size on log-log axes with each fitted power law and its 95%
+    band; a column per eval set and a row per metric (the paper's Figures 3 and 4).
+
+    ``points``: color, eval_set, metric, size, value. ``curves``: color, eval_set, metric, size,
+    fit, lo, hi (``scaling.fit_curves``)."""
+    data = pd.concat([points.assign(layer="point"), curves.assign(layer="fit")], ignore_index=True)
+    x = alt.X("size:Q", scale=alt.Scale(type="log", nice=False, padding=12), title="training images D")
+    col = alt.Color(f"{color}:N", title=color)
+    base = alt.Chart().encode(x=x, color=col)
+    band = base.transform_filter("datum.layer == 'fit'").mark_area(opacity=0.15).encode(
+        y=alt.Y("lo:Q", scale=alt.Scale(type="log", zero=False), title="value (log)"), y2="hi:Q")
+    line = base.transform_filter("datum.layer == 'fit'").mark_line().encode(y=alt.Y("fit:Q", scale=alt.Scale(type="log", zero=False)))
+    dots = base.transform_filter("datum.layer == 'point'").mark_point(filled=True, size=50).encode(
+        y=alt.Y("value:Q", scale=alt.Scale(type="log", zero=False)),
+        tooltip=[color, "eval_set", "metric", "size", alt.Tooltip("value:Q", format=".4f")])
+    layered = alt.layer(band, line, dots, data=data).properties(width=230, height=190)
+    return layered.facet(column=alt.Column("eval_set:N", title=None), row=alt.Row("metric:N", title=None)).resolve_scale(y="independent").properties(title=title)

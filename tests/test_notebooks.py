@@ -78,3 +78,34 @@ def test_quality_notebook_scores_every_configuration(smoke):
     assert len(per_class) == 10 * len(configs) and (per_class["n"] == 6).all()
     assert per_class["f1"].between(0, 1).all() and (per_class["diversity"] > 0).all()
     assert (folder / "quality" / "tradeoff.png").stat().st_size > 1000
+
+
+def test_train_notebook_trains_the_ladder_and_the_sweep(smoke):
+    folder, log = smoke
+    assert "04_train done in" in log
+    rec = read_records(folder / "notebooks" / "04_train.ipynb")
+    metrics = pd.read_parquet(folder / "train" / "metrics.parquet")
+    ladder = metrics[metrics["kind"] == "ladder"]
+    assert set(ladder["source"]) == {"real", "embedded-in_captions-cfg4"}
+    assert sorted(ladder["size"].unique()) == [30, 60, 120]
+    assert set(metrics["eval_set"]) == {"val", "sketch", "silhouette"}
+    configs = set(pd.read_parquet(folder / "synthetic" / "configs.parquet")["config"])
+    assert configs <= set(metrics["source"])  # the sweep trains every configuration
+    assert rec["runs"] == metrics.groupby(["source", "size"]).ngroups
+    assert metrics["loss"].gt(0).all() and metrics["top1"].between(0, 1).all()
+    assert rec["images_per_s"] > 0
+    assert not list((folder / "train").rglob("checkpoint.pt"))
+
+
+def test_scaling_notebook_fits_every_source_and_eval_set(smoke):
+    folder, log = smoke
+    assert "05_scaling done in" in log
+    rec = read_records(folder / "notebooks" / "05_scaling.ipynb")
+    fits = pd.read_parquet(folder / "scaling" / "fits.parquet")
+    assert len(fits) == 2 * 3 * 2  # sources x eval sets x (loss, error)
+    assert set(rec["k"]) == {f"{s}|{e}" for s in ("real", "embedded-in_captions-cfg4") for e in ("val", "sketch", "silhouette")}
+    for key, (lo, hi) in rec["k_interval"].items():
+        assert lo <= rec["k"][key] <= hi
+    for stem in ("loss_val", "ood", "tradeoff_performance"):
+        assert (folder / "scaling" / f"{stem}.png").stat().st_size > 1000
+    assert pd.read_parquet(folder / "scaling" / "quality_performance.parquet")["val_top1"].notna().all()

@@ -1,0 +1,132 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from synkit import train
+
+
+def test_ladder_sizes_are_log_spaced_and_contain_d_i():
+    assert train.ladder_sizes(10_000, 625, 2.0) == [625, 1250, 2500, 5000, 10_000, 20_000]
+    assert train.ladder_sizes(10_000, 625, 1.0) == [625, 1250, 2500, 5000, 10_000]
+    assert 10_000 in train.ladder_sizes(10_000, 1000, 4.0, per_doubling=2)
+    with pytest.raises(ValueError, match="min_size=0"):
+        train.ladder_sizes(10_000, 0)
+
+
+def test_steps_are_linear_in_log_size():
+    steps = [train.schedule_steps(s, 625, 20_000, 100, 400) for s in (625, 1250, 2500, 5000, 10_000, 20_000)]
+    assert steps[0] == 100 and steps[-1] == 400
+    assert np.allclose(np.diff(steps), 60, atol=1)
+
+
+def test_balanced_order_prefixes_are_nested_and_balanced():
+    labels = np.repeat(np.arange(10), 50)[np.random.default_rng(0).permutation(500)]
+    order = train.balanced_order(labels, seed=3)
+    assert sorted(order) == list(range(500))
+    for n in (10, 100, 250):
+        assert np.bincount(labels[order[:n]], minlength=10).tolist() == [n // 10] * 10
+    assert np.array_equal(order, train.balanced_order(labels, seed=3))
+    assert not np.array_equal(order, train.balanced_order(labels, seed=4))
+
+
+def test_subsets_nest_and_mixes_keep_their_fraction():
+    real = (np.arange(100, dtype=np.uint8).reshape(100, 1, 1).repeat(2, 1), np.repeat(np.arange(10), 10))
+    synth = (np.full((60, 2, 1), 255, np.uint8), np.tile(np.arange(10), 6))
+    small, _ = train.subset(train.Source("real"), 20, real, None, 0)
+    big, _ = train.subset(train.Source("real"), 40, real, None, 0)
+    assert {x.tobytes() for x in small} <= {x.tobytes() for x in big}
+    mix = train.Source("c+real:0.25", "c", 0.25)
+    images, labels = train.subset(mix, 40, real, synth, 0)
+    assert (images[:, 0, 0] == 255).sum() == 30 and len(labels) == 40
+    with pytest.raises(ValueError, match="configuration c has 60 images, fewer than the 70"):
+        train.subset(mix, 93, real, synth, 0)
+
+
+def test_sources_resolve_and_bad_ones_name_the_valid_choices():
+    configs = pd.DataFrame({"config": ["m-classnames-cfg2"], "prompt_set": ["classnames"], "guidance_scale": [2.0], "images": [200]})
+    assert train.parse_source("classnames@2", configs).config == "m-classnames-cfg2"
+    assert train.parse_source("m-classnames-cfg2+real:0.5", configs).real_fraction == 0.5
+    with pytest.raises(ValueError, match="valid sources are real, m-classnames-cfg2"):
+        train.parse_source("classnames@3", configs)
+    with pytest.raises(ValueError, match="real fraction '1.5'"):
+        train.parse_source("classnames@2+real:1.5", configs)
+    job = train.TrainJob(study_dir="x", real_size=400, sources=["real", "classnames@2"], sizes=[50, 100, 200, 400])
+    plan = train.plan_runs(job, configs)
+    assert plan.groupby("source")["size"].max().to_dict() == {"real": 400, "m-classnames-cfg2": 200}
+    assert plan["steps"].is_monotonic_increasing or plan.groupby("source")["steps"].apply(lambda s: s.is_monotonic_increasing).all()
+    with pytest.raises(ValueError, match="has 200 images, enough for 2 of the sizes"):
+        train.plan_runs(train.TrainJob(study_dir="x", real_size=400, sources=["classnames@2"], sizes=[100, 200, 300, 400]), configs)
+    with pytest.raises(ValueError, match="train_config key 'lr_max' is unknown"):
+        train.plan_runs(train.TrainJob(study_dir="x", train_config={"lr_max": 1}), configs)
+
+
+def test_step_batches_resume_where_they_stopped():
+    full = list(train.StepBatches(100, 16, steps=20, seed=1))
+    assert len(full) == 20 and all(len(b) == 16 for b in full)
+    assert list(train.StepBatches(100, 16, steps=20, seed=1, start=7)) == full[7:]
+    epoch0 = [i for b in full[:6] for i in b]
+    assert len(set(epoch0)) == 96  # an epoch draws without replacement
+
+
+def test_unknown_model_is_a_clear_error():
+    with pytest.raises(ValueError, match="'no_such_net' is not a timm model name"):
+        train.create_model(train.TrainConfig(model="no_such_net"), 10, 1)
+
+
+SMALL = {"model": "resnet18", "model_kwargs": {"layers": [1, 1, 1, 1], "channels": [8, 16, 32, 64], "stem_width": 8},
+         "batch_size": 32, "steps_min": 60, "steps_max": 120, "checkpoint_every": 10}
+
+
+def _job(study_dir: Path) -> train.TrainJob:
+    return train.TrainJob(study_dir=str(study_dir), web_size=1000, real_size=400, sources=["real"], sizes=[100, 200, 400],
+                          eval_size=500, train_config=SMALL)
+
+
+def test_a_killed_run_resumes_from_its_checkpoint_and_matches(tmp_path, fashion):
+    reference = train.run_ladder(_job(tmp_path / "straight"), progress=False)
+    killed = tmp_path / "killed"
+    job_file = tmp_path / "job.json"
+    job_file.write_text(json.dumps(vars(_job(killed))))
+    proc = subprocess.Popen([sys.executable, "-m", "synkit.train", str(job_file)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = killed / "train" / "runs" / "real" / "n00000200" / "checkpoint.pt"
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert ckpt.exists(), "the run never wrote a checkpoint before it was killed"
+    assert (killed / "train" / "runs" / "real" / "n00000100" / "run.json").exists()
+    assert not (killed / "train" / "runs" / "real" / "n00000200" / "run.json").exists()
+    resumed = train.run_ladder(_job(killed), progress=False)
+    runs = pd.read_parquet(killed / "train" / "runs.parquet").set_index("size")
+    assert runs.loc[200, "resumed_from"] > 0 and runs.loc[400, "resumed_from"] == 0
+    assert not ckpt.exists()
+    a, b = reference.sort_values(["size", "eval_set", "class_index"]), resumed.sort_values(["size", "eval_set", "class_index"])
+    np.testing.assert_allclose(a["loss"].to_numpy(), b["loss"].to_numpy(), atol=1e-3)
+    assert np.abs(a["top1"].to_numpy() - b["top1"].to_numpy()).max() <= 0.01
+
+
+def test_finished_runs_are_reused_and_tables_are_long_form(tmp_path, fashion):
+    job = _job(tmp_path)
+    job.train_config = {**SMALL, "steps_min": 5, "steps_max": 10}
+    table = train.run_ladder(job, progress=False)
+    assert set(table.columns) >= {"source", "size", "eval_set", "class_index", "class_name", "loss", "top1"}
+    assert set(table["eval_set"]) == {"val", "sketch", "silhouette"}
+    assert set(table["class_index"]) == set(range(-1, 10))
+    assert (table[table["class_index"] >= 0].groupby(["size", "eval_set"])["n"].sum() == 500).all()
+    stamp = {p: p.stat().st_mtime_ns for p in (tmp_path / "train" / "runs").rglob("metrics.parquet")}
+    again = train.run_ladder(job, progress=False)
+    assert {p: p.stat().st_mtime_ns for p in stamp} == stamp
+    pd.testing.assert_frame_equal(table, again)
+    job.train_config = {**SMALL, "steps_min": 5, "steps_max": 11}  # a changed parameter retrains
+    train.run_ladder(job, progress=False)
+    assert any(p.stat().st_mtime_ns != t for p, t in stamp.items())
