@@ -60,7 +60,8 @@ def quality_tradeoff(summary: pd.DataFrame, performance: str | None = None, perf
     return (lines + points + labels).properties(width=420, height=320, title="Recognizability vs diversity of synthetic images (labels: CFG)")
 
 
-def scaling_curves(points: pd.DataFrame, curves: pd.DataFrame, color: str = "source", title: str = "") -> alt.Chart:
+def scaling_curves(points: pd.DataFrame, curves: pd.DataFrame, color: str = "source", title: str = "", column: str = "eval_set",
+                   row: str = "metric") -> alt.Chart:
     """Measured values against data size on log-log axes with each fitted power law and its 95%
     band; a column per eval set and a row per metric (the paper's Figures 3 and 4).
 
@@ -75,6 +76,6 @@ def scaling_curves(points: pd.DataFrame, curves: pd.DataFrame, color: str = "sou
     line = base.transform_filter("datum.layer == 'fit'").mark_line().encode(y=alt.Y("fit:Q", scale=alt.Scale(type="log", zero=False)))
     dots = base.transform_filter("datum.layer == 'point'").mark_point(filled=True, size=50).encode(
         y=alt.Y("value:Q", scale=alt.Scale(type="log", zero=False)),
-        tooltip=[color, "eval_set", "metric", "size", alt.Tooltip("value:Q", format=".4f")])
+        tooltip=[color, column, row, "size", alt.Tooltip("value:Q", format=".4f")])
     layered = alt.layer(band, line, dots, data=data).properties(width=230, height=190)
-    return layered.facet(column=alt.Column("eval_set:N", title=None), row=alt.Row("metric:N", title=None)).resolve_scale(y="independent").properties(title=title)
+    return layered.facet(column=alt.Column(f"{column}:N", title=None), row=alt.Row(f"{row}:N", title=None)).resolve_scale(y="independent").properties(title=title)

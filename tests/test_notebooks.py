@@ -109,3 +109,20 @@ def test_scaling_notebook_fits_every_source_and_eval_set(smoke):
     for stem in ("loss_val", "ood", "tradeoff_performance"):
         assert (folder / "scaling" / f"{stem}.png").stat().st_size > 1000
     assert pd.read_parquet(folder / "scaling" / "quality_performance.parquet")["val_top1"].notna().all()
+
+
+def test_per_class_notebook_categorizes_every_synthetic_class(smoke):
+    folder, log = smoke
+    assert "06_per_class done in" in log
+    rec = read_records(folder / "notebooks" / "06_per_class.ipynb")
+    table = pd.read_parquet(folder / "per_class" / "classes.parquet")
+    assert len(table) == 2 * 10 and set(table["source"]) == {"real", "embedded-in_captions-cfg4"}
+    syn = table[table["source"] != "real"]
+    assert syn["category"].isin(["Easy", "Scaling", "Poor", "Other", "Unfit"]).all()
+    assert (syn["k_lo"] <= syn["k"]).all() and (syn["k"] <= syn["k_hi"]).all()
+    assert len(rec["categories"]) == 10 and set(rec["categories"].values()) == set(syn["category"])
+    html = (folder / "per_class" / "dashboard.html").read_text()
+    assert "class_pick" in html and "source_pick" in html
+    for stem in ("figure6", "figure7"):
+        assert (folder / "per_class" / f"{stem}.png").stat().st_size > 1000
+    assert list((folder / "per_class").glob("figure5_*.png"))

@@ -1,0 +1,317 @@
+"""Per-class scaling: which classes a text-to-image model can teach, and why.
+
+For every source and class, the paper's power law is fitted to that class's val loss over the
+ladder (``scaling.fit_power_law``), giving k (scaling ability) and -log L_{D_I} (performance at
+D_I) with intervals. The quality stage's per-class recognizability (F1) and diversity join them.
+
+**Categories** (the paper's Figure 6), for each class of each synthetic source:
+
+- ``Easy``: performance at D_I in the top ``1 - easy_quantile`` of classes;
+- ``Scaling``: not Easy, and k at or above the ``k_quantile`` quantile (a steep curve);
+- ``Poor``: not Easy, k below that quantile, and performance below the median (flat and low);
+- ``Other``: the rest (flat but middling); ``Unfit`` where the fit failed (too few sizes).
+
+Thresholds are quantiles of the distribution of all synthetic (source, class) pairs of the study
+(``scope="all"``; ``"source"`` uses each source's own classes), so the rule is free of units
+(k and -log L differ across worlds and models), reproducible, and has no random state. A
+clustering of 10 points (fashion) would be unstable; quantiles are not. Classes whose synthetic
+k beats their real k are flagged (``beats_real``: point estimates; ``beats_real_ci``: the
+synthetic interval lies wholly above the real one).
+
+The ``Explorer`` widget shows, for a chosen source and class, its curves against real data, its
+category, its quality numbers and sample images; ``dashboard`` is a static HTML version with
+altair selections that needs no kernel.
+"""
+
+from __future__ import annotations
+
+import io
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from synkit import scaling
+
+CATEGORIES = ("Easy", "Scaling", "Poor", "Other", "Unfit")
+
+
+def class_fits(metrics: pd.DataFrame, d_i: float, eval_set: str = "val", alpha: float = 0.05, n_boot: int = 500,
+               seed: int = 0) -> pd.DataFrame:
+    """Per source and class: the power-law fit of the class's loss (no bend search: per-class
+    curves are too noisy for it), plus its loss and top-1 at the smallest and largest sizes and
+    its top-1 at D_I (where trained)."""
+    per = metrics[(metrics["class_index"] >= 0) & (metrics["kind"] == "ladder") & (metrics["eval_set"] == eval_set)]
+    if per.empty:
+        raise ValueError(f"the training metrics have no per-class ladder rows for eval set {eval_set!r}; valid eval sets are "
+                         f"{', '.join(sorted(metrics['eval_set'].unique()))}.")
+    fits = scaling.fit_table(per, d_i, "loss", by=("source", "class_index", "class_name"), alpha=alpha, n_boot=n_boot,
+                             seed=seed, detect_bend=False, errors="record")
+    by = per.sort_values("size").groupby(["source", "class_index"])
+    ends = pd.DataFrame({
+        "start_size": by["size"].first(), "start_top1": by["top1"].first(), "start_loss": by["loss"].first(),
+        "final_size": by["size"].last(), "final_top1": by["top1"].last(), "final_loss": by["loss"].last(),
+    }).reset_index()
+    at_di = per[per["size"] == d_i][["source", "class_index", "top1"]].rename(columns={"top1": "top1_at_di"})
+    return fits.merge(ends, on=["source", "class_index"]).merge(at_di, on=["source", "class_index"], how="left").assign(eval_set=eval_set)
+
+
+def join_quality(fits: pd.DataFrame, quality: pd.DataFrame | None) -> pd.DataFrame:
+    """Add each (config, class)'s recognizability (F1) and diversity from 03_quality's per-class table."""
+    if quality is None or quality.empty:
+        return fits.assign(recognizability=np.nan, diversity=np.nan)
+    q = quality.rename(columns={"config": "source", "f1": "recognizability"})[["source", "class_index", "recognizability", "diversity"]]
+    return fits.merge(q, on=["source", "class_index"], how="left")
+
+
+def compare_to_real(table: pd.DataFrame, real: str = "real") -> pd.DataFrame:
+    """Add the class's real k (and interval) and flag synthetic classes that scale better."""
+    ref = table[table["source"] == real][["class_index", "k", "k_lo", "k_hi", "neg_log_l_di"]]
+    ref = ref.rename(columns={"k": "real_k", "k_lo": "real_k_lo", "k_hi": "real_k_hi", "neg_log_l_di": "real_neg_log_l_di"})
+    out = table.merge(ref, on="class_index", how="left")
+    synthetic = out["source"] != real
+    out["beats_real"] = synthetic & (out["k"] > out["real_k"])
+    out["beats_real_ci"] = synthetic & (out["k_lo"] > out["real_k_hi"])
+    return out
+
+
+def categorize(table: pd.DataFrame, easy_quantile: float = 2 / 3, k_quantile: float = 0.5, scope: str = "all",
+               real: str = "real") -> pd.DataFrame:
+    """Assign Easy / Scaling / Poor / Other / Unfit to every synthetic (source, class) by the rule in
+    the module docstring; the real source's rows get no category."""
+    for name, q in (("easy_quantile", easy_quantile), ("k_quantile", k_quantile)):
+        if not 0 < q < 1:
+            raise ValueError(f"{name}={q!r} is invalid; it must be a quantile strictly between 0 and 1.")
+    if scope not in ("all", "source"):
+        raise ValueError(f"scope={scope!r} is invalid; valid scopes are all, source.")
+    out = table.copy()
+    out["category"] = None
+    synthetic = (out["source"] != real) & out["k"].notna()
+    groups = [out.index[synthetic]] if scope == "all" else [g.index for _, g in out[synthetic].groupby("source")]
+    for idx in groups:
+        part = out.loc[idx]
+        easy_at = part["neg_log_l_di"].quantile(easy_quantile)
+        steep_at = part["k"].quantile(k_quantile)
+        low_at = part["neg_log_l_di"].median()
+        easy = part["neg_log_l_di"] >= easy_at
+        steep = part["k"] >= steep_at
+        low = part["neg_log_l_di"] < low_at
+        out.loc[idx, "category"] = np.select([easy, steep, low], ["Easy", "Scaling", "Poor"], "Other")
+        out.loc[idx, "easy_threshold"], out.loc[idx, "k_threshold"], out.loc[idx, "low_threshold"] = easy_at, steep_at, low_at
+    out.loc[(out["source"] != real) & out["k"].isna(), "category"] = "Unfit"
+    return out
+
+
+def build_table(metrics: pd.DataFrame, quality: pd.DataFrame | None, d_i: float, eval_set: str = "val",
+                easy_quantile: float = 2 / 3, k_quantile: float = 0.5, scope: str = "all", n_boot: int = 500) -> pd.DataFrame:
+    """fits + quality + comparison to real + categories: one row per (source, class)."""
+    table = join_quality(class_fits(metrics, d_i, eval_set, n_boot=n_boot), quality)
+    return categorize(compare_to_real(table), easy_quantile, k_quantile, scope)
+
+
+def explain(table: pd.DataFrame) -> pd.DataFrame:
+    """Spearman correlations, over synthetic classes, of k and of -log L_{D_I} with recognizability
+    and diversity: which quality measure goes with scaling and with performance."""
+    syn = table[table["category"].notna() & (table["category"] != "Unfit")]
+    rows = []
+    for target in ("k", "neg_log_l_di"):
+        for measure in ("recognizability", "diversity"):
+            pair = syn[[target, measure]].dropna()
+            rho = pair[target].corr(pair[measure], method="spearman") if len(pair) > 2 else np.nan
+            rows.append({"of": target, "measure": measure, "spearman": rho, "n": len(pair)})
+    return pd.DataFrame(rows)
+
+
+def category_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per source and category: its classes and their mean k, performance and quality."""
+    syn = table[table["category"].notna()]
+    return (
+        syn.groupby(["source", "category"])
+        .agg(classes=("class_name", lambda s: ", ".join(s)), n=("class_name", "size"), k=("k", "mean"),
+             neg_log_l_di=("neg_log_l_di", "mean"), recognizability=("recognizability", "mean"),
+             diversity=("diversity", "mean"), beats_real=("beats_real", "sum"))
+        .reset_index()
+    )
+
+
+# ---------------------------------------------------------------- charts
+
+
+def scatter(table: pd.DataFrame, color: str, title: str | None = None, selection=None) -> alt.Chart:
+    """k against performance at D_I, a point per (synthetic source, class), shaped by category and
+    colored by ``color`` (diversity, recognizability or final_top1): one panel of Figure 6."""
+    syn = table[table["category"].notna() & table["k"].notna()]
+    chart = alt.Chart(syn).mark_point(filled=True, size=90).encode(
+        x=alt.X("neg_log_l_di:Q", title="-log L at D_I (performance)", scale=alt.Scale(zero=False)),
+        y=alt.Y("k:Q", title="k (scaling ability)", scale=alt.Scale(zero=False)),
+        color=alt.Color(f"{color}:Q", scale=alt.Scale(scheme="viridis"), title=color),
+        shape=alt.Shape("category:N", scale=alt.Scale(domain=list(CATEGORIES))),
+        tooltip=["source", "class_name", "category", alt.Tooltip("k:Q", format=".3f"), alt.Tooltip("neg_log_l_di:Q", format=".3f"),
+                 alt.Tooltip("recognizability:Q", format=".3f"), alt.Tooltip("diversity:Q", format=".3f"),
+                 alt.Tooltip("final_top1:Q", format=".3f"), "beats_real"],
+    ).properties(width=260, height=220, title=title or f"colored by {color}")
+    if selection is not None:
+        chart = chart.add_params(selection).encode(opacity=alt.condition(selection, alt.value(1.0), alt.value(0.25)))
+    return chart
+
+
+def figure6(table: pd.DataFrame) -> alt.HConcatChart:
+    """k vs performance at D_I per class, colored in turn by diversity, recognizability and final top-1."""
+    return alt.hconcat(*(scatter(table, c) for c in ("diversity", "recognizability", "final_top1"))).resolve_scale(color="independent")
+
+
+def curve_points(metrics: pd.DataFrame, eval_set: str = "val") -> pd.DataFrame:
+    per = metrics[(metrics["class_index"] >= 0) & (metrics["kind"] == "ladder") & (metrics["eval_set"] == eval_set)]
+    return per[["source", "class_index", "class_name", "size", "loss", "top1"]].assign(metric="loss", value=per["loss"])
+
+
+def class_curves(points: pd.DataFrame, table: pd.DataFrame, classes: list[str], sources: list[str], d_i: float) -> alt.FacetChart:
+    """Per-class loss against data size, synthetic vs real, for chosen classes (Figure 7)."""
+    from synkit import charts
+
+    keep = points["class_name"].isin(classes) & points["source"].isin(sources)
+    fits = table[table["class_name"].isin(classes) & table["source"].isin(sources)].assign(metric="loss")
+    curves = scaling.fit_curves(fits[["source", "class_name", "metric", *scaling.FIT_COLUMNS]], d_i)
+    return charts.scaling_curves(points[keep], curves, column="class_name", row="metric", title="Per-class val loss vs training images")
+
+
+def dashboard(table: pd.DataFrame, points: pd.DataFrame) -> alt.VConcatChart:
+    """A static, kernel-free view: choose a synthetic source in the menu, click a class in the
+    scatter, and the curves below show that class on the source and on real data."""
+    sources = sorted(table.loc[table["category"].notna(), "source"].unique())
+    pick_source = alt.param(name="source_pick", value=sources[0], bind=alt.binding_select(options=sources, name="synthetic source "))
+    pick_class = alt.selection_point(name="class_pick", fields=["class_name"], value=[{"class_name": table["class_name"].iloc[0]}])
+    top = scatter(table, "final_top1", "click a class (menu: source)", pick_class).add_params(pick_source).transform_filter(
+        "datum.source == source_pick")
+    base = alt.Chart(points).transform_filter(pick_class).transform_filter("datum.source == source_pick || datum.source == 'real'")
+    lines = base.mark_line(point=True).encode(
+        x=alt.X("size:Q", scale=alt.Scale(type="log"), title="training images D"),
+        y=alt.Y("loss:Q", scale=alt.Scale(type="log", zero=False), title="val loss of the class"),
+        color=alt.Color("source:N"), tooltip=["source", "class_name", "size", alt.Tooltip("loss:Q", format=".3f"), alt.Tooltip("top1:Q", format=".3f")],
+    ).properties(width=380, height=220, title="the selected class: synthetic vs real")
+    cats = alt.Chart(table[table["category"].notna()]).transform_filter("datum.source == source_pick").mark_bar().encode(
+        x=alt.X("count():Q", title="classes"), y=alt.Y("category:N", sort=list(CATEGORIES)), color=alt.Color("category:N"),
+        tooltip=["category", "count()"],
+    ).properties(width=200, height=120, title="categories of this source")
+    return alt.vconcat(alt.hconcat(top, cats), lines)
+
+
+def side_by_side(real_images: np.ndarray, synthetic_images: np.ndarray, title: str = "", per_row: int = 8, scale: int = 3):
+    """Real images (top row) beside generated ones (bottom row) of one class (Figure 5), a PIL image."""
+    from synkit import charts
+
+    n = min(per_row, len(real_images), len(synthetic_images))
+    images = np.concatenate([real_images[:n], synthetic_images[:n]])
+    labels = np.repeat([0, 1], n)
+    return charts.image_grid(images, labels, [f"real {title}"[:14], "synthetic"], per_class=n, scale=scale)
+
+
+# ---------------------------------------------------------------- explorer
+
+
+def _png(image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="png")
+    return buf.getvalue()
+
+
+class Explorer:
+    """An ipywidgets explorer: pick a synthetic source and a class (menus, or click a point of the
+    scatter when anywidget is installed) to see its curves against real data, its category, its
+    quality numbers and real and synthetic samples side by side.
+
+    ``images(source, class_index) -> uint8 array`` supplies samples (``"real"`` for real ones);
+    ``widget`` is the ipywidgets box to display."""
+
+    def __init__(self, table: pd.DataFrame, points: pd.DataFrame, images, d_i: float):
+        import ipywidgets as w
+
+        self.table, self.points, self.images, self.d_i = table, points, images, d_i
+        syn = table[table["category"].notna()]
+        self.source = w.Dropdown(options=sorted(syn["source"].unique()), description="source")
+        classes = syn.drop_duplicates("class_index").sort_values("class_index")
+        self.klass = w.Dropdown(options=list(zip(classes["class_name"], classes["class_index"])), description="class")
+        self.info = w.HTML()
+        self.curves = w.Image(format="png")
+        self.samples = w.Image(format="png")
+        self.scatter = self._scatter_widget()
+        self.source.observe(lambda _: self.update(), names="value")
+        self.klass.observe(lambda _: self.update(), names="value")
+        self.widget = w.VBox([w.HBox([self.source, self.klass]), w.HBox([self.scatter, self.info]), w.HBox([self.curves, self.samples])])
+        self.update()
+
+    def _scatter_widget(self):
+        import ipywidgets as w
+
+        chart = scatter(self.table, "final_top1", "click a class")
+        try:
+            pick = alt.selection_point(name="pick", fields=["class_index"])
+            live = alt.JupyterChart(chart.add_params(pick))
+        except (ImportError, RuntimeError):  # anywidget missing: a static picture, the menus still work
+            return w.Image(value=_png(chart_png(chart)), format="png")
+
+        def clicked(change):
+            chosen = change["new"].value
+            if chosen:
+                self.klass.value = int(chosen[0]["class_index"])
+
+        live.selections.observe(clicked, names="pick")
+        return live
+
+    def select(self, source: str, class_index: int) -> None:
+        """Programmatic selection (what a click does)."""
+        self.source.value, self.klass.value = source, class_index
+
+    def row(self) -> pd.Series:
+        t = self.table
+        return t[(t["source"] == self.source.value) & (t["class_index"] == self.klass.value)].iloc[0]
+
+    def update(self) -> None:
+        r = self.row()
+        real = self.table[(self.table["source"] == "real") & (self.table["class_index"] == r["class_index"])]
+        real_k = f"{real['k'].iloc[0]:.3f}" if len(real) else "n/a"
+        self.info.value = (
+            f"<b>{r['class_name']}</b> on <code>{r['source']}</code>: <b>{r['category']}</b><br>"
+            f"k = {r['k']:.3f} [{r['k_lo']:.3f}, {r['k_hi']:.3f}] (real: {real_k})<br>"
+            f"-log L at D_I = {r['neg_log_l_di']:.3f}; top-1 at {int(r['final_size'])} images = {r['final_top1']:.3f}<br>"
+            f"recognizability (F1) = {r['recognizability']:.3f}; diversity = {r['diversity']:.3f}"
+            + ("<br><b>scales better than on real data</b>" if r["beats_real"] else "")
+        )
+        chart = class_curves(self.points, self.table, [r["class_name"]], [r["source"], "real"], self.d_i)
+        self.curves.value = _png(chart_png(chart))
+        self.samples.value = _png(side_by_side(self.images("real", int(r["class_index"])), self.images(r["source"], int(r["class_index"])), r["class_name"]))
+
+
+def chart_png(chart, scale: float = 1.0):
+    """An altair chart as a PIL image (vl-convert), for widgets that show pictures."""
+    import vl_convert as vlc
+    from PIL import Image
+
+    return Image.open(io.BytesIO(vlc.vegalite_to_png(chart.to_json(), scale=scale)))
+
+
+def image_sampler(world, configs: pd.DataFrame, per_class: int = 8):
+    """``images(source, class_index)``: the first ``per_class`` real images of the class (``"real"``)
+    or generated ones of a configuration, read once per source and cached."""
+    from pathlib import Path
+
+    from synkit.generate import read_images
+
+    cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    manifests = dict(zip(configs["config"], configs["manifest"]))
+
+    def images(source: str, class_index: int) -> np.ndarray:
+        if source not in cache:
+            if source == "real":
+                split = world.split("real")
+                cache[source] = (np.asarray(split.images), np.asarray(split.labels))
+            else:
+                config = source.split("+real:")[0]
+                if config not in manifests:
+                    raise ValueError(f"source {source!r} is not a generated configuration; valid ones are {', '.join(sorted(manifests))}.")
+                imgs, man = read_images(Path(manifests[config]).parent, per_class=per_class, checksums=False)
+                cache[source] = (imgs, man["class_index"].to_numpy())
+        imgs, labels = cache[source]
+        return imgs[labels == class_index][:per_class]
+
+    return images
