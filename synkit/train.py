@@ -450,7 +450,8 @@ class TrainJob:
 
 
 def plan_runs(job: TrainJob, configs: pd.DataFrame) -> pd.DataFrame:
-    """One row per run: source, config, real_fraction, size, steps, kind (ladder or sweep)."""
+    """One row per run: source, config, real_fraction, size, steps, kind (ladder or sweep) and
+    sweep (the run gives the configuration's performance at the sweep size, ladder runs included)."""
     d_i = job.real_size
     sizes = sorted(job.sizes) if job.sizes else ladder_sizes(d_i, job.min_size, job.max_factor)
     if any(not isinstance(s, int) or s < 1 for s in sizes):
@@ -473,7 +474,10 @@ def plan_runs(job: TrainJob, configs: pd.DataFrame) -> pd.DataFrame:
     if job.sweep_size:
         for c, n in available.items():
             rows.append({"source": c, "spec": c, "config": c, "real_fraction": 0.0, "size": int(min(job.sweep_size, n)), "kind": "sweep"})
-    plan = pd.DataFrame(rows).drop_duplicates(["source", "size"])
+    plan = pd.DataFrame(rows)
+    swept = set(zip(plan.loc[plan["kind"] == "sweep", "source"], plan.loc[plan["kind"] == "sweep", "size"]))
+    plan = plan.drop_duplicates(["source", "size"])  # a ladder run at the sweep size serves both
+    plan["sweep"] = [(s, n) in swept for s, n in zip(plan["source"], plan["size"])]
     d_min, d_max = min(plan["size"]), max(plan["size"])
     plan["steps"] = [schedule_steps(s, d_min, d_max, config.steps_min, config.steps_max) for s in plan["size"]]
     return plan.reset_index(drop=True)
@@ -542,12 +546,12 @@ def run_ladder(job: TrainJob, progress: bool = True, accelerator=None) -> pd.Dat
         metrics, info = train_run(images, labels, evals, class_names, row.steps, config, run_dir, data_key, accelerator,
                                   progress, desc=f"{row.source} n={row.size}")
         base = {"source": row.source, "config": row.config, "real_fraction": row.real_fraction, "size": row.size,
-                "steps": row.steps, "kind": row.kind}
+                "steps": row.steps, "kind": row.kind, "sweep": row.sweep}
         tables.append(metrics.assign(**base))
         infos.append({**base, **{k: info[k] for k in ("train_s", "images_per_s", "resumed_from")}})
         bar.update(1)
     bar.close()
-    cols = ["source", "config", "real_fraction", "kind", "size", "steps", "eval_set", "class_index", "class_name", "n", "loss", "top1"]
+    cols = ["source", "config", "real_fraction", "kind", "sweep", "size", "steps", "eval_set", "class_index", "class_name", "n", "loss", "top1"]
     table = pd.concat(tables, ignore_index=True)[cols]
     if accelerator.is_main_process:
         write_parquet(table, study / "train" / "metrics.parquet")
