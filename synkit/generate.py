@@ -93,6 +93,7 @@ class GenJob:
     shard_size: int = 1000
     seed: int = 0
     extra: dict = field(default_factory=dict)  # further keyword arguments for the pipeline call
+    captions: str | None = None  # a caption table (parquet): one image per caption instead of per class prompts
 
     @property
     def name(self) -> str:
@@ -101,7 +102,7 @@ class GenJob:
     def key_fields(self) -> dict:
         """The parameters an image depends on (a change means the configuration starts over)."""
         d = asdict(self)
-        for k in ("out_dir", "batch_size", "prompts", "images_per_class"):
+        for k in ("out_dir", "batch_size", "prompts", "images_per_class", "captions"):
             d.pop(k)  # images are seeded per (configuration, class, index): more or fewer keeps the rest valid
         return d
 
@@ -299,11 +300,37 @@ def write_shard(path: Path, rows: pd.DataFrame, images: list[Image.Image], job: 
                 "source_id": row.source_id, "class_index": int(row.class_index), "class_name": row.class_name,
                 "index": int(row.index), "config": job.name, "seed_scope": seed_scope,
             }
+            if hasattr(row, "caption_id"):
+                meta["caption_id"] = row.caption_id
             writer.write({"__key__": row.key, "png": buf.getvalue(), "txt": row.prompt, "cls": int(row.class_index), "json": meta})
         writer.close()
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+CAPTION_COLUMNS = ("caption_id", "caption", "class_index", "class_name", "source_id")
+
+
+def plan_captions(captions: pd.DataFrame, seed: int, config: str) -> pd.DataFrame:
+    """One row per caption, in the table's order (a longer table extends a shorter one), each
+    image seeded by (study seed, configuration, caption id)."""
+    missing = [c for c in CAPTION_COLUMNS if c not in captions.columns]
+    if missing:
+        raise ValueError(f"the caption table lacks column {missing[0]!r}; it needs {', '.join(CAPTION_COLUMNS)}.")
+    if not captions["caption_id"].is_unique:
+        dup = captions.loc[captions["caption_id"].duplicated(), "caption_id"].iloc[0]
+        raise ValueError(f"caption id {dup!r} appears more than once in the caption table; ids must be unique.")
+    seeds = [
+        int.from_bytes(hashlib.blake2b(f"{seed}|{config}|caption|{cid}".encode(), digest_size=8).digest(), "big") & (2**63 - 1)
+        for cid in captions["caption_id"]
+    ]
+    return pd.DataFrame({
+        "key": [f"cap_{safe_name(str(c))}" for c in captions["caption_id"]],
+        "class_index": captions["class_index"].astype(int).to_numpy(), "class_name": captions["class_name"].to_numpy(),
+        "index": np.arange(len(captions)), "prompt": captions["caption"].to_numpy(), "prompt_index": np.arange(len(captions)),
+        "source_id": captions["source_id"].to_numpy(), "caption_id": captions["caption_id"].astype(str).to_numpy(), "seed": seeds,
+    })
 
 
 def _prepare(job: GenJob, n_classes: int, main: bool) -> None:
@@ -354,8 +381,12 @@ def generate_config(job: GenJob, rank: int = 0, world_size: int = 1, pipe=None, 
         )
     if job.resize_mode not in RESIZE_MODES:
         raise ValueError(f"resize_mode={job.resize_mode!r} is invalid; valid modes are {', '.join(RESIZE_MODES)}.")
-    plan = plan_images(pd.read_parquet(job.prompts), job.prompt_set, job.images_per_class, job.seed, job.name)
-    _prepare(job, plan["class_index"].nunique(), rank == 0)
+    if job.captions:  # images_per_class counts captions here; shards stay prefixes of the table
+        plan = plan_captions(pd.read_parquet(job.captions).head(job.images_per_class), job.seed, job.name)
+        _prepare(job, 1, rank == 0)
+    else:
+        plan = plan_images(pd.read_parquet(job.prompts), job.prompt_set, job.images_per_class, job.seed, job.name)
+        _prepare(job, plan["class_index"].nunique(), rank == 0)
     if barrier:
         barrier()
     n_shards = -(-len(plan) // job.shard_size)

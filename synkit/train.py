@@ -483,16 +483,22 @@ def plan_runs(job: TrainJob, configs: pd.DataFrame) -> pd.DataFrame:
     return plan.reset_index(drop=True)
 
 
-def eval_tensors(world, eval_sets: list[str], eval_size: int, seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def eval_arrays(world, eval_sets: list[str], eval_size: int, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """uint8 images and labels of each eval set; with ``eval_size``, the same class-balanced subset
+    of val in every view."""
     out = {}
     for name in eval_sets:
         split = world.split(name)
         images, labels = np.asarray(split.images), np.asarray(split.labels)
         if eval_size and eval_size < len(labels):
-            idx = np.sort(balanced_order(labels, seed)[:eval_size])  # the same subset for every view of val
+            idx = np.sort(balanced_order(labels, seed)[:eval_size])
             images, labels = images[idx], labels[idx]
-        out[name] = (to_tensor(images), torch.as_tensor(labels, dtype=torch.long))
+        out[name] = (images, labels)
     return out
+
+
+def eval_tensors(world, eval_sets: list[str], eval_size: int, seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    return {k: (to_tensor(x), torch.as_tensor(y, dtype=torch.long)) for k, (x, y) in eval_arrays(world, eval_sets, eval_size, seed).items()}
 
 
 def run_ladder(job: TrainJob, progress: bool = True, accelerator=None) -> pd.DataFrame:

@@ -1,0 +1,353 @@
+"""CLIP scaling: open_clip trained on real, synthetic or mixed image-caption sets, zero-shot evaluated.
+
+- **Captions.** For the fashion world, the captions of the ``web`` split: a name for the object
+  (the class name, or with seeded chance one of its WordNet lemmas or near hypernyms, as alt
+  text names things loosely) followed by the attribute caption of the image
+  (``FashionCaptioner``). Ordered class-balanced and seeded; a scale of n captions is the first n.
+- **Setups**, counted in captions as the paper does: ``real`` (each caption with its real image),
+  ``synthetic`` (with the image generated from it: 02's machinery in caption mode, one image per
+  caption, seeded per caption) and ``mixed`` (each time a caption is drawn, its real or its
+  synthetic image with equal chance, seeded by (seed, epoch), so the text scale stays the same).
+- **Training.** ``open_clip.create_model`` by name (``synkit-fashion-clip`` is registered from
+  ``synkit/data/``: a 2-layer ViT on 7x7 patches and a 2-layer text transformer), open_clip's
+  tokenizer and ``ClipLoss``; a fixed number of epochs at every scale; accelerate for devices;
+  checkpoints every ``checkpoint_every`` steps (weights_only loads) and resume.
+- **Zero-shot.** Class names through templates (``FASHION_TEMPLATES``, or the 80 ImageNet ones),
+  the ensemble of template embeddings per class; top-1 and cross-entropy on val, every OOD view
+  and the coarse WordNet task (footwear / clothing / container).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from synkit import train
+from synkit.files import atomic_path, write_json, write_parquet
+
+SETUPS = ("real", "synthetic", "mixed")
+FASHION_MODEL = "synkit-fashion-clip"
+# The fashion zero-shot templates: the caption style of this world's web text ("NAME, attributes")
+# and a few plain descriptions; documented here so results are comparable across runs.
+FASHION_TEMPLATES = ("{}", "{}, an image", "a photo of a {}.", "a {}.", "a grayscale photo of a {}.", "a product photo of a {}.")
+COARSE_TARGETS = ("footwear", "clothing", "container")
+
+
+def register_models() -> None:
+    """Make synkit's open_clip model configs (synkit/data/*-clip.json) known to open_clip."""
+    import open_clip
+
+    for path in sorted((Path(__file__).parent / "data").glob("*-clip.json")):
+        if path.stem not in open_clip.list_models():
+            open_clip.add_model_config(path)
+
+
+@dataclass(frozen=True)
+class ClipConfig:
+    """How every CLIP run trains (all fields are part of each run's cache key)."""
+
+    model: str = FASHION_MODEL
+    epochs: int = 5  # the same at every scale, as the paper
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.1
+    warmup: float = 0.1
+    seed: int = 0
+    mixed_precision: str = "no"  # measured here: this small CLIP trains 1.1x faster in float32 than with bf16 autocast
+    checkpoint_every: int = 100
+
+    def __post_init__(self):
+        for key in ("epochs", "batch_size", "checkpoint_every"):
+            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
+                raise ValueError(f"clip_config {key}={getattr(self, key)!r} is invalid; it must be a whole number >= 1.")
+
+
+def clip_config_from(values: dict) -> ClipConfig:
+    fields = set(ClipConfig.__dataclass_fields__)
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise ValueError(f"clip_config key {unknown[0]!r} is unknown; valid keys are {', '.join(sorted(fields))}.")
+    return ClipConfig(**values)
+
+
+# ---------------------------------------------------------------- captions and label sets
+
+
+def web_captions(world, n: int, seed: int = 0, synonym_rate: float = 0.2, hypernym_rate: float = 0.2) -> pd.DataFrame:
+    """The first ``n`` captions of the web split in a seeded class-balanced order: caption_id,
+    caption, class_index, class_name, source_id, web_index."""
+    from synkit.captions import FashionCaptioner
+
+    web = world.split("web")
+    labels = np.asarray(web.labels)
+    if n > len(labels):
+        raise ValueError(f"{n} captions were asked for; the web split has {len(labels)} images.")
+    order = train.balanced_order(labels, seed)[:n]
+    texts = FashionCaptioner().caption_arrays(np.asarray(web.images)[order])
+    rng = np.random.default_rng([seed, 7])
+    classes = world.classes
+    rows = []
+    for j, (i, text) in enumerate(zip(order, texts)):
+        c = classes[int(labels[i])]
+        u = rng.random()
+        if u < synonym_rate and c.lemmas:
+            word = c.lemmas[rng.integers(len(c.lemmas))]
+        elif u < synonym_rate + hypernym_rate and c.hypernyms:
+            level = c.hypernyms[rng.integers(min(2, len(c.hypernyms)))]
+            word = level[0]
+        else:
+            word = c.name
+        rows.append({"caption_id": f"web-{int(i):06d}", "caption": f"{word}, {text}", "class_index": int(labels[i]),
+                     "class_name": c.name, "source_id": str(web.ids[i]), "web_index": int(i)})
+    return pd.DataFrame(rows)
+
+
+def coarse_task(classes, targets=COARSE_TARGETS) -> tuple[list[str], np.ndarray]:
+    """A coarser label set from WordNet: each class goes to the first of ``targets`` on its
+    hypernym chain. Returns (coarse names, class -> coarse index)."""
+    mapping = []
+    for c in classes:
+        chain = [lemma for level in c.hypernyms for lemma in level]
+        hit = next((t for t in chain if t in targets), None)
+        if hit is None:
+            raise ValueError(f"class {c.name!r} has none of {', '.join(targets)} among its WordNet hypernyms; choose other coarse targets.")
+        mapping.append(targets.index(hit))
+    used = sorted(set(mapping))
+    return [targets[t] for t in used], np.array([used.index(m) for m in mapping])
+
+
+# ---------------------------------------------------------------- data
+
+
+def to_clip_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 grayscale (N, H, W) -> (N, 3, H, W) standardized (the gray channel repeated)."""
+    x = train.to_tensor(images)
+    return x.expand(-1, 3, -1, -1).contiguous() if x.shape[1] == 1 else x
+
+
+class ClipBatches(torch.utils.data.Sampler):
+    """Index batches into the image bank [real images; synthetic images] for steps start..steps.
+
+    Epoch e draws the captions in a permutation seeded by (seed, e); ``mixed`` picks, per
+    caption and epoch, its synthetic image (index + n) or its real one with equal chance."""
+
+    def __init__(self, n: int, batch_size: int, steps: int, seed: int, setup: str, start: int = 0):
+        if setup not in SETUPS:
+            raise ValueError(f"setup {setup!r} is unknown; valid setups are {', '.join(SETUPS)}.")
+        self.n, self.batch_size, self.steps, self.seed, self.setup, self.start = n, batch_size, steps, seed, setup, start
+
+    def __len__(self) -> int:
+        return self.steps - self.start
+
+    def __iter__(self):
+        per_epoch = max(self.n // self.batch_size, 1)
+        epoch, perm, synth = -1, None, None
+        for b in range(self.start, self.steps):
+            if b // per_epoch != epoch:
+                epoch = b // per_epoch
+                g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+                perm = torch.randperm(self.n, generator=g)
+                if self.setup == "mixed":
+                    synth = torch.rand(self.n, generator=g) < 0.5
+            idx = perm[(b % per_epoch) * self.batch_size : (b % per_epoch + 1) * self.batch_size]
+            if self.setup == "synthetic":
+                idx = idx + self.n
+            elif self.setup == "mixed":
+                idx = idx + self.n * synth[idx].long()
+            yield idx.tolist()
+
+
+class ClipData(torch.utils.data.Dataset):
+    """Images of the bank and the tokens of their captions (bank index mod n), a batch at a time."""
+
+    def __init__(self, bank: torch.Tensor, tokens: torch.Tensor):
+        self.bank, self.tokens = bank, tokens
+
+    def __len__(self) -> int:
+        return len(self.bank)
+
+    def __getitems__(self, idx):
+        idx = torch.as_tensor(idx)
+        return self.bank[idx], self.tokens[idx % len(self.tokens)]
+
+
+# ---------------------------------------------------------------- zero-shot
+
+
+@torch.inference_mode()
+def class_embeddings(model, tokenizer, names: list[str], templates) -> torch.Tensor:
+    """The normalized mean of each class's template embeddings (C, D)."""
+    out = []
+    for name in names:
+        emb = model.encode_text(tokenizer([t.format(name) for t in templates]), normalize=True).float()
+        out.append(F.normalize(emb.mean(0), dim=-1))
+    return torch.stack(out)
+
+
+@torch.inference_mode()
+def zero_shot(model, tokenizer, eval_sets: dict, tasks: dict, templates, batch_size: int = 1024, autocast: bool = True) -> pd.DataFrame:
+    """Top-1 and cross-entropy per eval set and task. ``eval_sets``: name -> (images (N,3,H,W),
+    labels); ``tasks``: name -> (class names, fine label -> task label, eval set names)."""
+    model.eval()
+    scale = model.logit_scale.exp().float()
+    rows = []
+    for task, (names, mapping, sets) in tasks.items():
+        text = class_embeddings(model, tokenizer, names, templates)
+        for name in sets:
+            x, y = eval_sets[name]
+            y = torch.as_tensor(np.asarray(mapping)[y.numpy()])
+            feats = []
+            for i in range(0, len(x), batch_size):
+                with torch.autocast("cpu", torch.bfloat16, enabled=autocast):
+                    feats.append(model.encode_image(x[i : i + batch_size], normalize=True).float())
+            logits = scale * torch.cat(feats) @ text.T
+            rows.append({"eval_set": name if task == "classes" else f"{name}-{task}", "task": task,
+                         "top1": float((logits.argmax(1) == y).float().mean()), "loss": float(F.cross_entropy(logits, y))})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- one run
+
+
+def train_clip(bank: torch.Tensor, tokens: torch.Tensor, setup: str, config: ClipConfig, run_dir: str | Path, evaluate,
+               data_key: str = "", progress: bool = True, desc: str = "clip") -> tuple[pd.DataFrame, dict]:
+    """Train ``config.model`` from scratch on ``len(tokens)`` captions for ``config.epochs`` epochs
+    with the images of ``setup`` from ``bank`` ([real; synthetic], 2n images), then
+    ``evaluate(model)``. Resumes from a checkpoint; reuses a finished run with the same key."""
+    import open_clip
+    from accelerate import Accelerator
+
+    register_models()
+    run_dir = Path(run_dir)
+    n = len(tokens)
+    if len(bank) != 2 * n:
+        raise ValueError(f"the image bank has {len(bank)} images; it must hold the {n} real then the {n} synthetic images of the captions.")
+    batch = min(config.batch_size, n)
+    steps = config.epochs * max(n // batch, 1)
+    key = train.run_key(config, steps, json.dumps({"data": data_key, "setup": setup, "n": n}, sort_keys=True))
+    info_path, metrics_path, ckpt_path = run_dir / "run.json", run_dir / "metrics.parquet", run_dir / "checkpoint.pt"
+    if info_path.exists() and metrics_path.exists() and json.loads(info_path.read_text()).get("key") == key:
+        return pd.read_parquet(metrics_path), json.loads(info_path.read_text())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=config.mixed_precision)
+    torch.manual_seed(config.seed)
+    model = open_clip.create_model(config.model, pretrained=None)
+    decay = [p for nme, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in nme]
+    rest = [p for nme, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in nme)]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay}, {"params": rest, "weight_decay": 0.0}], lr=config.lr)
+    scheduler = train.make_scheduler(optimizer, steps, config.warmup)
+    start = 0
+    if ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        if state.get("key") == key:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            start = int(state["step"])
+    loader = torch.utils.data.DataLoader(ClipData(bank, tokens), batch_sampler=ClipBatches(n, batch, steps, config.seed, setup, start),
+                                         collate_fn=train._first)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    loss_fn = open_clip.ClipLoss(rank=accelerator.process_index, world_size=accelerator.num_processes)
+    bar = tqdm(total=steps, initial=start, desc=desc, unit="step", disable=not progress, leave=False)
+    t0 = time.perf_counter()
+    model.train()
+    step = start
+    for images, text in loader:
+        with accelerator.autocast():
+            img = accelerator.unwrap_model(model).encode_image(images, normalize=True)
+            txt = accelerator.unwrap_model(model).encode_text(text, normalize=True)
+            loss = loss_fn(img.float(), txt.float(), accelerator.unwrap_model(model).logit_scale.exp())
+        accelerator.backward(loss)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        scheduler.step()
+        with torch.no_grad():  # as CLIP: keep the temperature below 100
+            accelerator.unwrap_model(model).logit_scale.clamp_(0, math.log(100))
+        step += 1
+        bar.update(1)
+        if step % config.checkpoint_every == 0 and step < steps and accelerator.is_main_process:
+            train._save_checkpoint(ckpt_path, accelerator.unwrap_model(model), optimizer, scheduler, step, key)
+    bar.close()
+    seconds = time.perf_counter() - t0
+    metrics = evaluate(accelerator.unwrap_model(model))
+    info = {"key": key, "steps": steps, "captions": n, "setup": setup, "resumed_from": start, "train_s": round(seconds, 2),
+            "pairs_per_s": round((steps - start) * batch / max(seconds, 1e-9), 1)}
+    if accelerator.is_main_process:
+        write_parquet(metrics, metrics_path)
+        write_json(info, info_path)
+        ckpt_path.unlink(missing_ok=True)
+    return metrics, info
+
+
+# ---------------------------------------------------------------- the ladder
+
+
+def clip_scales(max_scale: int, min_scale: int) -> list[int]:
+    """Caption counts max_scale / 2^j down to min_scale."""
+    if not 1 <= min_scale <= max_scale:
+        raise ValueError(f"min_scale={min_scale} and max_scale={max_scale} are invalid; they need 1 <= min_scale <= max_scale.")
+    out = [max_scale]
+    while out[-1] // 2 >= min_scale:
+        out.append(out[-1] // 2)
+    return sorted(out)
+
+
+def run_ladder(captions: pd.DataFrame, real_images: np.ndarray, synthetic_images: np.ndarray, world, scales: list[int], config: ClipConfig,
+               out_dir: str | Path, setups=SETUPS, eval_size: int = 0, templates=FASHION_TEMPLATES, progress: bool = True) -> pd.DataFrame:
+    """Every setup at every scale (nested caption prefixes); returns and writes ``runs/metrics.parquet``."""
+    import open_clip
+
+    register_models()
+    out = Path(out_dir)
+    if len(real_images) != len(captions) or len(synthetic_images) != len(captions):
+        raise ValueError(f"{len(captions)} captions need as many real ({len(real_images)}) and synthetic ({len(synthetic_images)}) images.")
+    if max(scales) > len(captions):
+        raise ValueError(f"scale {max(scales)} exceeds the {len(captions)} captions available.")
+    tokenizer = open_clip.get_tokenizer(config.model)
+    tokens = tokenizer(captions["caption"].tolist())
+    bank_all = torch.cat([to_clip_tensor(real_images), to_clip_tensor(synthetic_images)])
+    class_names = [c.name for c in world.classes]
+    coarse_names, coarse_map = coarse_task(world.classes)
+    view_names = ["val", *world.ood_views]
+    evals = {k: (to_clip_tensor(x), torch.as_tensor(y, dtype=torch.long)) for k, (x, y) in train.eval_arrays(world, view_names, eval_size, 0).items()}
+    tasks = {"classes": (class_names, np.arange(len(class_names)), view_names), "coarse": (coarse_names, coarse_map, ["val"])}
+    tables, infos = [], []
+    plan = [(s, n) for n in sorted(scales) for s in setups]
+    for setup, n in tqdm(plan, desc="CLIP runs", unit="run", disable=not progress):
+        N = len(captions)
+        bank = torch.cat([bank_all[:n], bank_all[N : N + n]])
+        metrics, info = train_clip(
+            bank, tokens[:n], setup, config, out / "runs" / setup / f"n{n:08d}",
+            lambda m: zero_shot(m, tokenizer, evals, tasks, templates, autocast=config.mixed_precision != "no"),
+            data_key=json.dumps({"captions": captions["caption_id"].iloc[:n].tolist()[-3:], "eval": eval_size, "n": n}),
+            progress=progress, desc=f"{setup} n={n}",
+        )
+        tables.append(metrics.assign(setup=setup, scale=n))
+        infos.append({k: info[k] for k in ("setup", "captions", "steps", "train_s", "pairs_per_s", "resumed_from")})
+    table = pd.concat(tables, ignore_index=True)[["setup", "scale", "eval_set", "task", "top1", "loss"]]
+    write_parquet(table, out / "metrics.parquet")
+    write_parquet(pd.DataFrame(infos), out / "runs.parquet")
+    return table
+
+
+def table1(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Zero-shot top-1 by scale and setup (rows) and eval set (columns), with the average (Table 1)."""
+    wide = metrics.pivot_table(index=["scale", "setup"], columns="eval_set", values="top1")
+    wide["average"] = wide.mean(axis=1)
+    return wide
+
+
+def mixed_gain(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Mixed minus real, per scale and eval set, in top-1 points (the paper: largest when data is scarce)."""
+    wide = metrics.pivot_table(index=["scale", "eval_set"], columns="setup", values="top1")
+    return (wide["mixed"] - wide["real"]).rename("mixed_minus_real").reset_index()
