@@ -126,3 +126,20 @@ def test_per_class_notebook_categorizes_every_synthetic_class(smoke):
     for stem in ("figure6", "figure7"):
         assert (folder / "per_class" / f"{stem}.png").stat().st_size > 1000
     assert list((folder / "per_class").glob("figure5_*.png"))
+
+
+def test_clip_notebook_trains_every_setup_and_fits(smoke):
+    folder, log = smoke
+    assert "07_clip done in" in log
+    rec = read_records(folder / "notebooks" / "07_clip.ipynb")
+    metrics = pd.read_parquet(folder / "clip" / "metrics.parquet")
+    assert set(metrics["setup"]) == {"real", "synthetic", "mixed"} and sorted(metrics["scale"].unique()) == [64, 128, 256]
+    assert set(metrics["eval_set"]) == {"val", "sketch", "silhouette", "val-coarse"}
+    assert set(rec["zero_shot_val_top1"]) == {f"{s}|{n}" for s in ("real", "synthetic", "mixed") for n in (64, 128, 256)}
+    manifest = pd.read_parquet(folder / "clip" / "synthetic" / "manifest.parquet")
+    captions = pd.read_parquet(folder / "clip" / "captions.parquet")
+    assert list(manifest["caption_id"]) == list(captions["caption_id"])
+    fits = pd.read_parquet(folder / "clip" / "fits.parquet")
+    assert len(fits) == 3 * 4 * 2
+    assert (folder / "clip" / "figure8.png").stat().st_size > 1000
+    assert "average" in pd.read_parquet(folder / "clip" / "table1.parquet").columns
