@@ -225,7 +225,6 @@ def train_clip(bank: torch.Tensor, tokens: torch.Tensor, setup: str, config: Cli
     with the images of ``setup`` from ``bank`` ([real; synthetic], 2n images), then
     ``evaluate(model)``. Resumes from a checkpoint; reuses a finished run with the same key."""
     import open_clip
-    from accelerate import Accelerator
 
     register_models()
     run_dir = Path(run_dir)
@@ -239,7 +238,7 @@ def train_clip(bank: torch.Tensor, tokens: torch.Tensor, setup: str, config: Cli
     if info_path.exists() and metrics_path.exists() and json.loads(info_path.read_text()).get("key") == key:
         return pd.read_parquet(metrics_path), json.loads(info_path.read_text())
     run_dir.mkdir(parents=True, exist_ok=True)
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=config.mixed_precision)
+    accelerator = train.make_accelerator()
     torch.manual_seed(config.seed)
     model = open_clip.create_model(config.model, pretrained=None)
     decay = [p for nme, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in nme]
@@ -263,7 +262,7 @@ def train_clip(bank: torch.Tensor, tokens: torch.Tensor, setup: str, config: Cli
     model.train()
     step = start
     for images, text in loader:
-        with accelerator.autocast():
+        with train.autocast(accelerator, config.mixed_precision):
             img = accelerator.unwrap_model(model).encode_image(images, normalize=True)
             txt = accelerator.unwrap_model(model).encode_text(text, normalize=True)
             loss = loss_fn(img.float(), txt.float(), accelerator.unwrap_model(model).logit_scale.exp())

@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from synkit.files import atomic_path, write_json, write_parquet
 from synkit.worlds import safe_name
 
-MIXED_PRECISION = ("no", "bf16", "fp16")
+MIXED_PRECISION = ("no", "bf16")  # bf16 autocast needs no loss scaling, on CPU or GPU
 # Part of every run's cache key: bump it when a change to the loop changes what a run computes.
 LOOP_VERSION = 2
 
@@ -304,6 +304,19 @@ def evaluate(model, eval_sets: dict[str, tuple[torch.Tensor, torch.Tensor]], cla
 # ---------------------------------------------------------------- one run
 
 
+def make_accelerator():
+    """One Accelerator per process (its state is a process-wide singleton, so mixed precision is
+    not set here but by ``autocast`` per run)."""
+    from accelerate import Accelerator
+
+    return Accelerator(cpu=not torch.cuda.is_available())
+
+
+def autocast(accelerator, mixed_precision: str):
+    """bf16 autocast on the accelerator's device when ``mixed_precision == "bf16"``."""
+    return torch.autocast(accelerator.device.type, torch.bfloat16, enabled=mixed_precision == "bf16")
+
+
 def make_scheduler(optimizer, steps: int, warmup: float):
     """Linear warmup over ``warmup`` of the steps, then cosine decay to zero."""
     w = max(1, int(round(warmup * steps)))
@@ -345,7 +358,6 @@ def train_run(
 
     Resumes from ``run_dir/checkpoint.pt`` when its key matches; returns the cached results
     when ``run_dir/run.json`` has the same key. Returns (metrics table, run info)."""
-    from accelerate import Accelerator
 
     run_dir = Path(run_dir)
     key = run_key(config, steps, data_key)
@@ -354,7 +366,7 @@ def train_run(
         info = json.loads(info_path.read_text())
         if info.get("key") == key:
             return pd.read_parquet(metrics_path), info
-    accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=config.mixed_precision)
+    accelerator = accelerator or make_accelerator()
     main = accelerator.is_main_process
     if main:
         for stale in (info_path, metrics_path):
@@ -395,7 +407,7 @@ def train_run(
             xb = augment(xb, step, config.seed)
         if config.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        with accelerator.autocast():
+        with autocast(accelerator, config.mixed_precision):
             loss = F.cross_entropy(model(xb).float(), yb)
         accelerator.backward(loss)
         optimizer.step()
@@ -520,9 +532,7 @@ def run_ladder(job: TrainJob, progress: bool = True, accelerator=None) -> pd.Dat
     real = world.split("real")
     real_data = (np.asarray(real.images), np.asarray(real.labels))
     if accelerator is None:
-        from accelerate import Accelerator
-
-        accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=config.mixed_precision)
+        accelerator = make_accelerator()
     data_common = {"world": job.world, "web_size": job.web_size, "real_size": job.real_size, "split_seed": job.split_seed,
                    "eval_sets": eval_names, "eval_size": job.eval_size}
     tables, infos = [], []
