@@ -65,6 +65,7 @@ class ClipConfig:
     seed: int = 0
     mixed_precision: str = "no"  # measured here: this small CLIP trains 1.1x faster in float32 than with bf16 autocast
     checkpoint_every: int = 100
+    image_size: int | None = None  # force the model's input size (open_clip force_image_size); None: the config's
 
     def __post_init__(self):
         for key in ("epochs", "batch_size", "checkpoint_every"):
@@ -130,9 +131,85 @@ def coarse_task(classes, targets=COARSE_TARGETS) -> tuple[list[str], np.ndarray]
 
 
 def to_clip_tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 grayscale (N, H, W) -> (N, 3, H, W) standardized (the gray channel repeated)."""
-    x = train.to_tensor(images)
-    return x.expand(-1, 3, -1, -1).contiguous() if x.shape[1] == 1 else x
+    """uint8 grayscale (N, H, W) -> (N, 3, H, W) standardized with the fashion statistics (the gray
+    channel repeated); uint8 RGB (N, H, W, 3) -> standardized with open_clip's OpenAI mean and std."""
+    import open_clip
+
+    images = np.asarray(images)
+    if images.ndim == 3:
+        return train.to_tensor(images).expand(-1, 3, -1, -1).contiguous()
+    x = torch.tensor(images).permute(0, 3, 1, 2).float().div_(255)
+    mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
+    return x.sub_(mean).div_(std)
+
+
+def square(image, size: int) -> np.ndarray:
+    """An RGB PIL image resized on its shorter side and center-cropped to size x size (uint8)."""
+    from PIL import ImageOps
+
+    return np.asarray(ImageOps.fit(image.convert("RGB"), (size, size)))
+
+
+def read_pairs(urls: str, n: int, image_size: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """The first ``n`` image-caption pairs of LAION-style webdataset shards (jpg/png/webp + txt;
+    ``urls`` in webdataset's brace notation, or several joined by ``::``), in shard order:
+    (caption table, uint8 RGB images image_size x image_size)."""
+    import webdataset as wds
+
+    shards = [u for part in urls.split("::") for u in wds.shardlists.expand_urls(part)]
+    missing = [u for u in shards if "://" not in u and not Path(u).exists()]
+    if missing:
+        raise FileNotFoundError(f"caption shard {missing[0]} does not exist; clip_shards must name LAION-style webdataset tar files.")
+    rows, images = [], []
+    for sample in wds.WebDataset(shards, shardshuffle=False).decode("pil"):
+        image = next((sample[k] for k in ("jpg", "jpeg", "png", "webp") if k in sample), None)
+        if image is None or "txt" not in sample:
+            continue
+        rows.append({"caption_id": sample["__key__"], "caption": sample["txt"], "class_index": -1, "class_name": "",
+                     "source_id": f"{sample['__url__']}#{sample['__key__']}"})
+        images.append(square(image, image_size))
+        if len(rows) == n:
+            break
+    if len(rows) < n:
+        raise ValueError(f"the shards {urls} hold {len(rows)} image-caption pairs, fewer than the {n} asked for.")
+    return pd.DataFrame(rows), np.stack(images)
+
+
+def split_arrays(world, names: list[str], eval_size: int, image_size: int | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """uint8 images and labels of the world's eval splits: fashion's arrays as they are; file
+    splits loaded, squared to ``image_size`` and limited to a class-balanced ``eval_size``."""
+    if hasattr(world.split(names[0]), "images"):
+        return train.eval_arrays(world, names, eval_size, 0)
+    out = {}
+    for name in names:
+        split = world.split(name)
+        labels = np.asarray(split.labels)
+        idx = np.sort(train.balanced_order(labels, 0)[:eval_size]) if eval_size else np.arange(len(labels))
+        out[name] = (np.stack([square(split.image(int(i)), image_size) for i in idx]), labels[idx])
+    return out
+
+
+def image_folder(root: str | Path, image_size: int, per_class: int = 0) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """A torchvision-style labelled folder (``root/<class>/<image>``, read with
+    ``torchvision.datasets.ImageFolder``): images squared to ``image_size``, labels and class names
+    (folder names, or the lines of ``root/classnames.txt`` in folder order when present)."""
+    from torchvision.datasets import ImageFolder
+
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"zero-shot data set folder {root} does not exist; it must hold one subfolder per class.")
+    data = ImageFolder(str(root))
+    names = list(data.classes)
+    names_file = root / "classnames.txt"
+    if names_file.exists():
+        names = [line.strip() for line in names_file.read_text().splitlines() if line.strip()]
+        if len(names) != len(data.classes):
+            raise ValueError(f"{names_file} has {len(names)} names for {len(data.classes)} class folders; give one name per folder.")
+    labels = np.array(data.targets)
+    idx = np.sort(train.balanced_order(labels, 0)[: per_class * len(names)]) if per_class else np.arange(len(labels))
+    images = np.stack([square(data.loader(data.samples[i][0]), image_size) for i in idx])
+    return images, labels[idx], names
 
 
 class ClipBatches(torch.utils.data.Sampler):
@@ -186,33 +263,38 @@ class ClipData(torch.utils.data.Dataset):
 
 @torch.inference_mode()
 def class_embeddings(model, tokenizer, names: list[str], templates) -> torch.Tensor:
-    """The normalized mean of each class's template embeddings (C, D)."""
+    """The normalized mean of each class's template embeddings (C, D); templates are format
+    strings or callables (open_clip's ImageNet templates)."""
     out = []
     for name in names:
-        emb = model.encode_text(tokenizer([t.format(name) for t in templates]), normalize=True).float()
+        texts = [t(name) if callable(t) else t.format(name) for t in templates]
+        emb = model.encode_text(tokenizer(texts), normalize=True).float()
         out.append(F.normalize(emb.mean(0), dim=-1))
     return torch.stack(out)
 
 
 @torch.inference_mode()
-def zero_shot(model, tokenizer, eval_sets: dict, tasks: dict, templates, batch_size: int = 1024, autocast: bool = True) -> pd.DataFrame:
-    """Top-1 and cross-entropy per eval set and task. ``eval_sets``: name -> (images (N,3,H,W),
-    labels); ``tasks``: name -> (class names, fine label -> task label, eval set names)."""
+def zero_shot(model, tokenizer, eval_sets: dict, tasks: list[dict], templates, batch_size: int = 1024, autocast: bool = True) -> pd.DataFrame:
+    """Top-1 and cross-entropy per task. ``eval_sets``: name -> (images (N,3,H,W), labels);
+    ``tasks``: dicts with ``name`` (the row's eval_set), ``set`` (an eval set), ``classes`` (names)
+    and ``mapping`` (eval-set label -> task label)."""
     model.eval()
     scale = model.logit_scale.exp().float()
+    feats: dict[str, torch.Tensor] = {}
     rows = []
-    for task, (names, mapping, sets) in tasks.items():
-        text = class_embeddings(model, tokenizer, names, templates)
-        for name in sets:
-            x, y = eval_sets[name]
-            y = torch.as_tensor(np.asarray(mapping)[y.numpy()])
-            feats = []
+    for task in tasks:
+        x, y = eval_sets[task["set"]]
+        if task["set"] not in feats:
+            parts = []
             for i in range(0, len(x), batch_size):
                 with torch.autocast("cpu", torch.bfloat16, enabled=autocast):
-                    feats.append(model.encode_image(x[i : i + batch_size], normalize=True).float())
-            logits = scale * torch.cat(feats) @ text.T
-            rows.append({"eval_set": name if task == "classes" else f"{name}-{task}", "task": task,
-                         "top1": float((logits.argmax(1) == y).float().mean()), "loss": float(F.cross_entropy(logits, y))})
+                    parts.append(model.encode_image(x[i : i + batch_size], normalize=True).float())
+            feats[task["set"]] = torch.cat(parts)
+        text = class_embeddings(model, tokenizer, task["classes"], templates)
+        target = torch.as_tensor(np.asarray(task["mapping"])[y.numpy()])
+        logits = scale * feats[task["set"]] @ text.T
+        rows.append({"eval_set": task["name"], "task": task.get("task", "classes"),
+                     "top1": float((logits.argmax(1) == target).float().mean()), "loss": float(F.cross_entropy(logits, target))})
     return pd.DataFrame(rows)
 
 
@@ -240,7 +322,7 @@ def train_clip(bank: torch.Tensor, tokens: torch.Tensor, setup: str, config: Cli
     run_dir.mkdir(parents=True, exist_ok=True)
     accelerator = train.make_accelerator()
     torch.manual_seed(config.seed)
-    model = open_clip.create_model(config.model, pretrained=None)
+    model = open_clip.create_model(config.model, pretrained=None, force_image_size=config.image_size)
     decay = [p for nme, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in nme]
     rest = [p for nme, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in nme)]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay}, {"params": rest, "weight_decay": 0.0}], lr=config.lr)
@@ -301,9 +383,11 @@ def clip_scales(max_scale: int, min_scale: int) -> list[int]:
     return sorted(out)
 
 
-def run_ladder(captions: pd.DataFrame, real_images: np.ndarray, synthetic_images: np.ndarray, world, scales: list[int], config: ClipConfig,
-               out_dir: str | Path, setups=SETUPS, eval_size: int = 0, templates=FASHION_TEMPLATES, progress: bool = True) -> pd.DataFrame:
-    """Every setup at every scale (nested caption prefixes); returns and writes ``runs/metrics.parquet``."""
+def run_ladder(captions: pd.DataFrame, real_images: np.ndarray, synthetic_images: np.ndarray, evals: dict, tasks: list[dict],
+               scales: list[int], config: ClipConfig, out_dir: str | Path, setups=SETUPS, templates=FASHION_TEMPLATES,
+               progress: bool = True) -> pd.DataFrame:
+    """Every setup at every scale (nested caption prefixes), zero-shot on ``tasks`` over ``evals``
+    (name -> uint8 images, labels); returns and writes ``metrics.parquet`` and ``runs.parquet``."""
     import open_clip
 
     register_models()
@@ -312,23 +396,23 @@ def run_ladder(captions: pd.DataFrame, real_images: np.ndarray, synthetic_images
         raise ValueError(f"{len(captions)} captions need as many real ({len(real_images)}) and synthetic ({len(synthetic_images)}) images.")
     if max(scales) > len(captions):
         raise ValueError(f"scale {max(scales)} exceeds the {len(captions)} captions available.")
+    unknown = sorted(set(setups) - set(SETUPS))
+    if unknown:
+        raise ValueError(f"setup {unknown[0]!r} is unknown; valid setups are {', '.join(SETUPS)}.")
     tokenizer = open_clip.get_tokenizer(config.model)
     tokens = tokenizer(captions["caption"].tolist())
     bank_all = torch.cat([to_clip_tensor(real_images), to_clip_tensor(synthetic_images)])
-    class_names = [c.name for c in world.classes]
-    coarse_names, coarse_map = coarse_task(world.classes)
-    view_names = ["val", *world.ood_views]
-    evals = {k: (to_clip_tensor(x), torch.as_tensor(y, dtype=torch.long)) for k, (x, y) in train.eval_arrays(world, view_names, eval_size, 0).items()}
-    tasks = {"classes": (class_names, np.arange(len(class_names)), view_names), "coarse": (coarse_names, coarse_map, ["val"])}
+    eval_tensors = {k: (to_clip_tensor(x), torch.as_tensor(y, dtype=torch.long)) for k, (x, y) in evals.items()}
+    eval_key = {t["name"]: len(evals[t["set"]][1]) for t in tasks}
     tables, infos = [], []
     plan = [(s, n) for n in sorted(scales) for s in setups]
+    N = len(captions)
     for setup, n in tqdm(plan, desc="CLIP runs", unit="run", disable=not progress):
-        N = len(captions)
         bank = torch.cat([bank_all[:n], bank_all[N : N + n]])
         metrics, info = train_clip(
             bank, tokens[:n], setup, config, out / "runs" / setup / f"n{n:08d}",
-            lambda m: zero_shot(m, tokenizer, evals, tasks, templates, autocast=config.mixed_precision != "no"),
-            data_key=json.dumps({"captions": captions["caption_id"].iloc[:n].tolist()[-3:], "eval": eval_size, "n": n}),
+            lambda m: zero_shot(m, tokenizer, eval_tensors, tasks, templates, autocast=config.mixed_precision != "no"),
+            data_key=json.dumps({"captions": captions["caption_id"].iloc[:n].tolist()[-3:], "eval": eval_key, "n": n}, sort_keys=True),
             progress=progress, desc=f"{setup} n={n}",
         )
         tables.append(metrics.assign(setup=setup, scale=n))
@@ -337,6 +421,85 @@ def run_ladder(captions: pd.DataFrame, real_images: np.ndarray, synthetic_images
     write_parquet(table, out / "metrics.parquet")
     write_parquet(pd.DataFrame(infos), out / "runs.parquet")
     return table
+
+
+def world_tasks(world, eval_size: int, image_size: int | None, extra_eval: list[dict] = ()) -> tuple[dict, list[dict]]:
+    """Eval sets and zero-shot tasks: the world's classes on val and every OOD view, the coarse
+    WordNet task (fashion), and each extra torchvision-style folder ({"name", "root"}) with its own names."""
+    views = ["val", *world.ood_views]
+    evals = split_arrays(world, views, eval_size, image_size)
+    names = [c.name for c in world.classes]
+    tasks = [{"name": v, "set": v, "classes": names, "mapping": np.arange(len(names))} for v in views]
+    if world.name == "fashion":
+        coarse_names, coarse_map = coarse_task(world.classes)
+        tasks.append({"name": "val-coarse", "set": "val", "classes": coarse_names, "mapping": coarse_map, "task": "coarse"})
+    for extra in extra_eval:
+        if not {"name", "root"} <= set(extra):
+            raise ValueError(f"clip_extra_eval entry {extra!r} needs a name and a root folder.")
+        images, labels, classes = image_folder(extra["root"], image_size or 224, int(extra.get("per_class", 0)))
+        evals[extra["name"]] = (images, labels)
+        tasks.append({"name": extra["name"], "set": extra["name"], "classes": classes, "mapping": np.arange(len(classes)), "task": "dataset"})
+    return evals, tasks
+
+
+def templates_for(world_name: str):
+    """Fashion's documented templates, else open_clip's 80 ImageNet templates (as the paper)."""
+    if world_name == "fashion":
+        return FASHION_TEMPLATES
+    from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
+
+    return OPENAI_IMAGENET_TEMPLATES
+
+
+@dataclass
+class ClipJob:
+    """The training part of 07_clip, JSON-serializable for ``python -m synkit.clip job.json``:
+    captions, real and generated images already exist under ``study_dir/clip/``."""
+
+    study_dir: str
+    world: str = "fashion"
+    world_root: str | None = None
+    web_size: int = 50_000
+    real_size: int = 10_000
+    split_seed: int = 0
+    ood_roots: dict | None = None
+    class_map: str | None = None
+    scales: list = field(default_factory=list)
+    setups: list = field(default_factory=lambda: list(SETUPS))
+    eval_size: int = 0
+    extra_eval: list = field(default_factory=list)
+    clip_config: dict = field(default_factory=dict)
+
+
+def run_job(job: ClipJob, progress: bool = True) -> pd.DataFrame:
+    from synkit.generate import read_images
+    from synkit.worlds import load_world
+
+    out = Path(job.study_dir) / "clip"
+    config = clip_config_from(job.clip_config)
+    world = load_world(job.world, job.world_root, job.web_size, job.real_size, job.split_seed, job.ood_roots, job.class_map)
+    captions = pd.read_parquet(out / "captions.parquet")
+    synthetic, manifest = read_images(out / "synthetic", checksums=False)
+    if list(manifest["caption_id"]) != list(captions["caption_id"].astype(str)):
+        raise RuntimeError(f"the caption shards in {out / 'synthetic'} do not follow captions.parquet; delete the folder and rerun.")
+    if "web_index" in captions and job.world == "fashion":
+        real = np.asarray(world.split("web").images)[captions["web_index"].to_numpy()]
+    else:
+        real = np.load(out / "real_images.npy")
+    evals, tasks = world_tasks(world, job.eval_size, config.image_size or (real.shape[1] if real.ndim == 4 else None), job.extra_eval)
+    return run_ladder(captions, real, synthetic, evals, tasks, job.scales, config, out, job.setups, templates_for(job.world), progress)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m synkit.clip job.json`` (also under ``accelerate launch``)."""
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m synkit.clip JOB.json", file=sys.stderr)
+        return 2
+    run_job(ClipJob(**json.loads(Path(argv[0]).read_text())))
+    return 0
 
 
 def table1(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -350,3 +513,7 @@ def mixed_gain(metrics: pd.DataFrame) -> pd.DataFrame:
     """Mixed minus real, per scale and eval set, in top-1 points (the paper: largest when data is scarce)."""
     wide = metrics.pivot_table(index=["scale", "eval_set"], columns="setup", values="top1")
     return (wide["mixed"] - wide["real"]).rename("mixed_minus_real").reset_index()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

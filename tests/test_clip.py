@@ -41,13 +41,15 @@ def test_captions_coarse_task_and_scales(fashion):
         clip.clip_config_from({"lr_max": 1})
 
 
-def test_tiny_clip_trains_on_each_setup_and_resumes(tmp_path, fashion):
+def test_tiny_clip_trains_on_each_setup(tmp_path, fashion):
     caps = clip.web_captions(fashion, 64)
     web = np.asarray(fashion.split("web").images)
     real = web[caps["web_index"].to_numpy()]
     synth = 255 - real
     config = clip.ClipConfig(epochs=2, batch_size=16, checkpoint_every=3)
-    table = clip.run_ladder(caps, real, synth, fashion, [16, 32, 64], config, tmp_path, eval_size=200, progress=False)
+    evals, tasks = clip.world_tasks(fashion, 200, None)
+    assert [t["name"] for t in tasks] == ["val", "sketch", "silhouette", "val-coarse"]
+    table = clip.run_ladder(caps, real, synth, evals, tasks, [16, 32, 64], config, tmp_path, progress=False)
     assert set(table["setup"]) == set(clip.SETUPS) and sorted(table["scale"].unique()) == [16, 32, 64]
     assert set(table["eval_set"]) == {"val", "sketch", "silhouette", "val-coarse"}
     assert table["top1"].between(0, 1).all() and (table["loss"] > 0).all()
@@ -56,9 +58,97 @@ def test_tiny_clip_trains_on_each_setup_and_resumes(tmp_path, fashion):
     assert len(clip.mixed_gain(table)) == 3 * 4
     # same runs again: reused, not retrained
     stamp = (tmp_path / "runs" / "mixed" / "n00000064" / "run.json").stat().st_mtime_ns
-    again = clip.run_ladder(caps, real, synth, fashion, [16, 32, 64], config, tmp_path, eval_size=200, progress=False)
+    again = clip.run_ladder(caps, real, synth, evals, tasks, [16, 32, 64], config, tmp_path, progress=False)
     assert (tmp_path / "runs" / "mixed" / "n00000064" / "run.json").stat().st_mtime_ns == stamp
     pd.testing.assert_frame_equal(table, again)
+    with pytest.raises(ValueError, match="setup 'both' is unknown"):
+        clip.run_ladder(caps, real, synth, evals, tasks, [16], config, tmp_path, setups=("both",), progress=False)
+
+
+def _caption_study(root, fashion, tiny_sd, n=64):
+    """A study folder with clip/captions.parquet and one generated image per caption."""
+    out = root / "clip"
+    out.mkdir(parents=True)
+    caps = clip.web_captions(fashion, n)
+    caps.to_parquet(out / "captions.parquet")
+    job = generate.GenJob(prompts=str(out / "captions.parquet"), captions=str(out / "captions.parquet"), prompt_set="captions",
+                          guidance_scale=2.0, images_per_class=n, out_dir=str(out / "synthetic"), generator=str(tiny_sd), steps=2,
+                          height=32, width=32, resolution=28, mode="L", resize_mode="center_crop", batch_size=32, shard_size=32)
+    generate.generate_config(job, progress=False)
+    return root
+
+
+def test_a_killed_clip_run_resumes_and_matches(tmp_path, fashion, tiny_sd):
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    straight = _caption_study(tmp_path / "straight", fashion, tiny_sd)
+    killed = tmp_path / "killed"
+    shutil.copytree(straight, killed)
+    spec = {"web_size": 20_000, "real_size": 2_000, "scales": [64], "setups": ["mixed"], "eval_size": 300,
+            "clip_config": {"epochs": 8, "batch_size": 8, "checkpoint_every": 4}}
+    reference = clip.run_job(clip.ClipJob(study_dir=str(straight), **spec), progress=False)
+    job_file = tmp_path / "job.json"
+    job_file.write_text(json.dumps({"study_dir": str(killed), **spec}))
+    proc = subprocess.Popen([sys.executable, "-m", "synkit.clip", str(job_file)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = killed / "clip" / "runs" / "mixed" / "n00000064" / "checkpoint.pt"
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert ckpt.exists(), "the CLIP run never wrote a checkpoint before it was killed"
+    resumed = clip.run_job(clip.ClipJob(study_dir=str(killed), **spec), progress=False)
+    runs = pd.read_parquet(killed / "clip" / "runs.parquet")
+    assert runs["resumed_from"].iloc[0] > 0 and not ckpt.exists()
+    np.testing.assert_allclose(reference["loss"], resumed["loss"], atol=1e-3)
+    assert np.abs(reference["top1"].to_numpy() - resumed["top1"].to_numpy()).max() <= 0.01
+
+
+def test_other_worlds_read_laion_style_shards_and_extra_zero_shot_folders(tmp_path, tiny_sd):
+    import webdataset as wds
+    from PIL import Image
+
+    from tests.conftest import make_image_folder
+
+    classes = ["cat", "dog", "fox"]
+    make_image_folder(tmp_path / "world", classes, per_class=4, size=20)
+    make_image_folder(tmp_path / "pets", ["tabby", "corgi"], splits=(".",), per_class=3, size=24)
+    (tmp_path / "pets" / "classnames.txt").write_text("tabby cat\ncorgi dog\n")
+    rng = np.random.default_rng(0)
+    (tmp_path / "laion").mkdir()
+    with wds.TarWriter(str(tmp_path / "laion" / "00000.tar")) as sink:
+        for i in range(10):
+            img = Image.fromarray(rng.integers(0, 255, (40, 30, 3), dtype=np.uint8))
+            sink.write({"__key__": f"{i:05d}", "jpg": img, "txt": f"a photo of a {classes[i % 3]} number {i}"})
+    captions, real = clip.read_pairs(str(tmp_path / "laion" / "{00000..00000}.tar"), 8, 32)
+    assert real.shape == (8, 32, 32, 3) and captions["caption"].iloc[1] == "a photo of a dog number 1"
+    with pytest.raises(ValueError, match="hold 10 image-caption pairs, fewer than the 20"):
+        clip.read_pairs(str(tmp_path / "laion" / "00000.tar"), 20, 32)
+    with pytest.raises(FileNotFoundError, match="caption shard .*nope.tar does not exist"):
+        clip.read_pairs(str(tmp_path / "nope.tar"), 2, 32)
+
+    study = tmp_path / "study"
+    out = study / "clip"
+    out.mkdir(parents=True)
+    captions.to_parquet(out / "captions.parquet")
+    np.save(out / "real_images.npy", real)
+    job = generate.GenJob(prompts=str(out / "captions.parquet"), captions=str(out / "captions.parquet"), prompt_set="captions",
+                          guidance_scale=2.0, images_per_class=len(captions), out_dir=str(out / "synthetic"), generator=str(tiny_sd),
+                          steps=2, height=32, width=32, resolution=32, resize_mode="center_crop", batch_size=8, shard_size=8)
+    generate.generate_config(job, progress=False)
+    table = clip.run_job(clip.ClipJob(
+        study_dir=str(study), world="folder", world_root=str(tmp_path / "world"), scales=[4, 8],
+        extra_eval=[{"name": "pets", "root": str(tmp_path / "pets")}],
+        clip_config={"epochs": 1, "batch_size": 4, "image_size": 32},
+    ), progress=False)
+    assert set(table["eval_set"]) == {"val", "pets"} and len(table) == 2 * 3 * 2
+    images, labels, names = clip.image_folder(tmp_path / "pets", 16)
+    assert names == ["tabby cat", "corgi dog"] and images.shape == (6, 16, 16, 3) and sorted(set(labels)) == [0, 1]
+    assert len(clip.templates_for("folder")) == 80
 
 
 def test_caption_shards_keep_ids_and_open_clip_reads_them(tmp_path, fashion, tiny_sd):
