@@ -6,7 +6,7 @@ FASHION := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 WORDNET := /usr/share/wordnet/data.noun
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: study test install install-test system-data smoke lab clean-outputs
+.PHONY: study test install install-test system-data browser smoke lab clean-outputs
 
 ## Debian data packages, only where apt-get exists and the files are absent.
 system-data:
@@ -22,7 +22,18 @@ system-data:
 install: system-data
 	$(PIP) install -q -e .
 
-install-test: system-data
+## The browser test opens the report in Debian's headless chromium through chromedriver.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then exit 0; fi; \
+	if command -v apt-get >/dev/null 2>&1; then \
+	  echo "Installing Debian packages chromium and chromium-driver (the report's browser test)"; \
+	  $(SUDO) apt-get install -y -q chromium chromium-driver \
+	  || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium chromium-driver; }; \
+	else \
+	  echo "No apt-get here: install chromium and chromedriver for the report's browser test."; \
+	fi
+
+install-test: system-data browser
 	$(PIP) install -q -e '.[test]'
 
 study: install

@@ -72,10 +72,10 @@ def scaling_curves(points: pd.DataFrame, curves: pd.DataFrame, color: str = "sou
     col = alt.Color(f"{color}:N", title=color)
     base = alt.Chart().encode(x=x, color=col)
     band = base.transform_filter("datum.layer == 'fit'").mark_area(opacity=0.15).encode(
-        y=alt.Y("lo:Q", scale=alt.Scale(type="log", zero=False), title="value (log)"), y2="hi:Q")
-    line = base.transform_filter("datum.layer == 'fit'").mark_line().encode(y=alt.Y("fit:Q", scale=alt.Scale(type="log", zero=False)))
+        y=alt.Y("lo:Q", scale=alt.Scale(type="log"), title="value (log)"), y2="hi:Q")
+    line = base.transform_filter("datum.layer == 'fit'").mark_line().encode(y=alt.Y("fit:Q", scale=alt.Scale(type="log")))
     dots = base.transform_filter("datum.layer == 'point'").mark_point(filled=True, size=50).encode(
-        y=alt.Y("value:Q", scale=alt.Scale(type="log", zero=False)),
+        y=alt.Y("value:Q", scale=alt.Scale(type="log")),
         tooltip=[color, column, row, "size", alt.Tooltip("value:Q", format=".4f")])
     layered = alt.layer(band, line, dots, data=data).properties(width=230, height=190)
     return layered.facet(column=alt.Column(f"{column}:N", title=None), row=alt.Row(f"{row}:N", title=None)).resolve_scale(y="independent").properties(title=title)

@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--notebooks", default=str(study.NOTEBOOKS_DIR), help="folder of the study notebooks (default: %(default)s)")
         if name == "run":
             p.add_argument("--only", help="comma-separated notebooks to run, e.g. 01_prompts,02_generate")
+            p.add_argument("--force", action="store_true", help="run every notebook even if it finished before with the same parameters and code")
     args = parser.parse_args(argv)
 
     try:
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.params}: OK ({len(plan)} notebooks, {keys} parameter values, outputs in {study.study_dir(spec)})")
             return 0
         only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
-        done = study.run(args.params, only=only, sets=args.set, notebooks_dir=args.notebooks)
+        done = study.run(args.params, only=only, sets=args.set, notebooks_dir=args.notebooks, force=args.force)
         print(f"study finished: {len(done)} notebooks executed into {next(iter(done.values())).parent}" if done else "nothing to run")
         return 0
     except study.StudyError as err:

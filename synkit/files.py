@@ -33,11 +33,12 @@ def write_json(data, path: str | Path) -> Path:
 
 
 def save_chart(chart, path_stem: str | Path) -> list[Path]:
-    """Save an altair chart as interactive HTML and PNG (vl-convert) next to each other."""
+    """Save an altair chart as interactive HTML, PNG (vl-convert) and its Vega-Lite spec (JSON, for
+    the report) next to each other."""
     stem = Path(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     out = []
-    for suffix in (".html", ".png"):
+    for suffix in (".html", ".png", ".json"):
         dest = stem.with_suffix(suffix)
         tmp = atomic_path(dest).with_suffix(suffix)
         chart.save(str(tmp), **({"scale_factor": 2} if suffix == ".png" else {}))

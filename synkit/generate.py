@@ -118,8 +118,14 @@ def image_seed(seed: int, config: str, class_index: int, index: int) -> int:
     return int.from_bytes(digest, "big") & (2**63 - 1)
 
 
+PROMPT_COLUMNS = ("prompt_set", "class_index", "class_name", "prompt_index", "prompt", "source_id")
+
+
 def plan_images(prompts: pd.DataFrame, prompt_set: str, images_per_class: int, seed: int, config: str) -> pd.DataFrame:
     """One row per image in generation order (index-major, see the module docstring)."""
+    missing = [c for c in PROMPT_COLUMNS if c not in prompts.columns]
+    if missing:
+        raise ValueError(f"the prompts table lacks column {missing[0]!r}; it needs {', '.join(PROMPT_COLUMNS)} (01_prompts writes them).")
     table = prompts[prompts["prompt_set"] == prompt_set]
     if table.empty:
         have = ", ".join(sorted(prompts["prompt_set"].unique()))
@@ -285,9 +291,18 @@ def render(pipe, job: GenJob, prompts: list[str], seeds: list[int], stages=(), e
 
 def write_shard(path: Path, rows: pd.DataFrame, images: list[Image.Image], job: GenJob, seed_scope: str = "image") -> None:
     """Write one complete shard: a temporary file, fsync, then a rename."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        _write_tar(tmp, rows, images, job, seed_scope)
+    except OSError as err:  # disk full, quota, I/O error: no complete-looking shard may remain
+        tmp.unlink(missing_ok=True)
+        raise OSError(err.errno, f"writing shard {path} failed ({err.strerror or err}); free space and rerun: complete shards are kept") from err
+    os.replace(tmp, path)
+
+
+def _write_tar(tmp: Path, rows: pd.DataFrame, images: list[Image.Image], job: GenJob, seed_scope: str) -> None:
     import webdataset as wds
 
-    tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         writer = wds.TarWriter(f, mtime=0.0)
         for row, im in zip(rows.itertuples(index=False), images):
@@ -306,7 +321,6 @@ def write_shard(path: Path, rows: pd.DataFrame, images: list[Image.Image], job: 
         writer.close()
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 CAPTION_COLUMNS = ("caption_id", "caption", "class_index", "class_name", "source_id")

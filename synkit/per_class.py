@@ -186,7 +186,7 @@ def dashboard(table: pd.DataFrame, points: pd.DataFrame) -> alt.VConcatChart:
     base = alt.Chart(points).transform_filter(pick_class).transform_filter("datum.source == source_pick || datum.source == 'real'")
     lines = base.mark_line(point=True).encode(
         x=alt.X("size:Q", scale=alt.Scale(type="log"), title="training images D"),
-        y=alt.Y("loss:Q", scale=alt.Scale(type="log", zero=False), title="val loss of the class"),
+        y=alt.Y("loss:Q", scale=alt.Scale(type="log"), title="val loss of the class"),
         color=alt.Color("source:N"), tooltip=["source", "class_name", "size", alt.Tooltip("loss:Q", format=".3f"), alt.Tooltip("top1:Q", format=".3f")],
     ).properties(width=380, height=220, title="the selected class: synthetic vs real")
     cats = alt.Chart(table[table["category"].notna()]).transform_filter("datum.source == source_pick").mark_bar().encode(

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import ast
 import difflib
+import hashlib
+import json
 import os
 import re
 import sys
@@ -266,18 +268,29 @@ def _failure_message(stem: str, err, output: Path) -> str:
     return f"{stem} failed in cell [{cell}] `{first}`: {ename}: {evalue} (full traceback in {output})"
 
 
+def _code_digest() -> str:
+    """A digest of synkit's own source: a code change means results may change."""
+    h = hashlib.sha256()
+    for p in sorted(Path(__file__).resolve().parent.rglob("*.py")):
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def run(
     params_file: str | Path,
     only: list[str] | None = None,
     sets: list[str] | None = None,
     notebooks_dir: str | Path = NOTEBOOKS_DIR,
     progress: bool = True,
+    force: bool = False,
 ) -> dict[str, Path]:
     """Check the study, then execute its notebooks in order into ``outputs/<study>/notebooks/``.
 
     A notebook runs into ``NN_name.running.ipynb`` and becomes ``NN_name.ipynb`` when it
     finishes (``NN_name.failed.ipynb`` when it raises), so a complete-looking executed notebook
-    is always a complete one. Returns the executed notebooks by stem.
+    is always a complete one. A notebook that finished before with the same parameters, notebook
+    and synkit code is reused (``force`` runs every one); once one runs, all later ones run.
+    Returns the executed notebooks by stem.
     """
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -292,15 +305,31 @@ def run(
             hint = f"; did you mean {close[0]!r}?" if close else f"; valid: {', '.join(notebooks)}."
             raise StudyError(f"--only names unknown notebook {unknown[0]!r}{hint}")
         notebooks = {s: p for s, p in notebooks.items() if s in only}
+    for folder in (Path(study.get("outputs_dir", "outputs")), study_dir(study), study_dir(study) / "notebooks"):
+        if folder.exists() and not folder.is_dir():
+            raise StudyError(f"output folder {str(folder)!r} is a file; outputs_dir must name a folder (or one that does not exist yet).")
     out_dir = study_dir(study) / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
+    from synkit.files import write_json
+
+    write_json({"parameters_file": str(params_file), "sets": sets or [], "notebooks": plan}, study_dir(study) / "parameters.json")
     done: dict[str, Path] = {}
     t_study = time.perf_counter()
+    code = _code_digest()
+    rerun = force
     for i, (stem, path) in enumerate(notebooks.items(), 1):
         params = plan[stem]
         final, running, failed = (out_dir / f"{stem}{suffix}.ipynb" for suffix in ("", ".running", ".failed"))
         for stale in (running, failed):
             stale.unlink(missing_ok=True)
+        stamp_path = out_dir / f"{stem}.done.json"
+        stamp = {"parameters": params, "notebook": hashlib.sha256(path.read_bytes()).hexdigest(), "code": code}
+        if not rerun and final.exists() and stamp_path.exists() and json.loads(stamp_path.read_text()) == json.loads(json.dumps(stamp, default=str)):
+            print(f"[{i}/{len(notebooks)}] {stem}: reused (finished before with the same parameters and code)", file=sys.stderr, flush=True)
+            done[stem] = final
+            continue
+        rerun = True  # everything after a notebook that runs again runs again: it may read what this one rewrites
+        stamp_path.unlink(missing_ok=True)
         print(f"[{i}/{len(notebooks)}] {stem} -> {final}", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         try:
@@ -313,6 +342,7 @@ def run(
                 os.replace(running, failed)
             raise
         os.replace(running, final)
+        write_json(stamp, stamp_path)
         done[stem] = final
         print(
             f"[{i}/{len(notebooks)}] {stem} done in {time.perf_counter() - t0:.1f} s "

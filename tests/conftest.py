@@ -189,3 +189,20 @@ def tiny_amused(tmp_path_factory) -> Path:
         vqvae=vqvae, tokenizer=clip_tokenizer(root / "_tok"), text_encoder=text, transformer=transformer, scheduler=AmusedScheduler(mask_token_id=31),
     ).save_pretrained(root / "pipeline")
     return root / "pipeline"
+
+
+def smoke_run(out: Path) -> tuple[Path, str]:
+    """The smoke study through the real notebooks into ``out``: (study folder, the runner's log)."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "synkit", "run", "parameters/smoke.yaml", "--set", f"outputs_dir={out}"]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out / "smoke", done.stderr
+
+
+@pytest.fixture(scope="session")
+def smoke(tmp_path_factory):
+    """One uninterrupted smoke study per test session (the notebook and reliability tests read it)."""
+    return smoke_run(tmp_path_factory.mktemp("outputs"))

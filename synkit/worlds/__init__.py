@@ -42,7 +42,7 @@ class ClassInfo:
 
 def safe_name(name: str) -> str:
     """A file-name-safe form of ``name``: path separators and odd characters become ``_``."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
+    slug = re.sub(r"\.{2,}", "_", re.sub(r"[^A-Za-z0-9._-]+", "_", name)).strip("._")  # no ".." anywhere
     return slug or "_"
 
 

@@ -14,6 +14,7 @@ prompt sets that need them say so.
 from __future__ import annotations
 
 import json
+import re
 from functools import cached_property
 from pathlib import Path
 
@@ -67,6 +68,13 @@ class FolderWorld:
                 continue
             syn = wordnet.synset(wnid)
             out.append(ClassInfo(index, name, wnid, syn.lemmas, syn.gloss, syn.hypernyms))
+        seen: dict[str, str] = {}
+        for c in out:  # class names become file names ("T-shirt/top" -> "T-shirt_top"): they must stay distinct
+            if not re.search(r"[A-Za-z0-9]", c.name):
+                raise ValueError(f"class name {c.name!r} has no letter or digit to name its files by; give the class a real name in class_map.")
+            if c.slug in seen:
+                raise ValueError(f"class names {seen[c.slug]!r} and {c.name!r} both become the file name {c.slug!r}; rename one in class_map.")
+            seen[c.slug] = c.name
         return out
 
     def split(self, name: str) -> FileSplit:
