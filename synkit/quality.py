@@ -181,3 +181,45 @@ def per_class_quality(pred: np.ndarray, feats: np.ndarray, labels: np.ndarray, n
             "diversity": float(mine.std(axis=0).mean()) if len(mine) > 1 else float("nan"),
         })
     return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- other worlds: a pretrained timm classifier
+
+
+def load_timm_reference(name: str, weights: str | None = None, num_classes: int = 1000):
+    """A pretrained timm classifier as the reference (the paper: a ViT-B at 86.2% top-1):
+    weights from the hub by ``name``, or from a local ``weights`` file (safetensors or a state
+    dict, read with ``weights_only``). Returns (model, data config)."""
+    import timm
+
+    overlay = None
+    if weights:
+        if not Path(weights).exists():
+            raise FileNotFoundError(f"reference_weights {weights} does not exist; give a local .safetensors/.pth file or None for the hub.")
+        overlay = {"file": str(weights), "num_classes": num_classes}  # else timm drops the head as a class-count mismatch
+    try:
+        model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay, num_classes=num_classes)
+    except RuntimeError as err:
+        if "Unknown model" in str(err):
+            raise ValueError(f"reference_model {name!r} is not a timm model name; list them with timm.list_models(pretrained=True).") from None
+        raise
+    except OSError as err:  # no network and not in the cache
+        raise OSError(f"the weights of reference_model {name!r} are neither cached nor downloadable here ({err}); "
+                      "set reference_weights to a local file.") from None
+    return model.eval(), timm.data.resolve_data_config(model=model)
+
+
+@torch.inference_mode()
+def predict_timm(model, data_config: dict, images: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and pre-logits features of uint8 RGB images (N, H, W, 3) through timm's eval transform."""
+    import timm
+    from PIL import Image
+
+    transform = timm.data.create_transform(**data_config, is_training=False)
+    labels, feats = [], []
+    for i in range(0, len(images), batch_size):
+        x = torch.stack([transform(Image.fromarray(im).convert("RGB")) for im in images[i : i + batch_size]])
+        f = model.forward_head(model.forward_features(x), pre_logits=True)
+        labels.append(model.get_classifier()(f).argmax(1).numpy())
+        feats.append(f.float().numpy())
+    return np.concatenate(labels), np.concatenate(feats)

@@ -64,6 +64,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 50
     eval_batch_size: int = 1024
+    workers: int = 4  # DataLoader workers for file-backed worlds (decoding and timm transforms)
 
     def __post_init__(self):
         if self.mixed_precision not in MIXED_PRECISION:
@@ -257,6 +258,75 @@ def augment(x: torch.Tensor, step: int, seed: int) -> torch.Tensor:
     return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
 
 
+class FileImages(torch.utils.data.Dataset):
+    """Images fetched one at a time by ``load(i) -> PIL`` through ``transform``, with labels."""
+
+    def __init__(self, load, labels: np.ndarray, transform, index: np.ndarray | None = None):
+        self.load, self.labels, self.transform = load, np.asarray(labels), transform
+        self.index = np.arange(len(self.labels)) if index is None else np.asarray(index)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int):
+        j = int(self.index[i])
+        return self.transform(self.load(j)), int(self.labels[j])
+
+
+class ShardImages:
+    """Random access to a generated configuration's images, in index-major order, without unpacking:
+    each shard's member offsets are read once from its tar headers."""
+
+    def __init__(self, config_dir: str | Path):
+        import tarfile
+
+        from synkit.generate import verify
+
+        self.dir = Path(config_dir)
+        manifest = verify(self.dir, checksums=False)
+        manifest = manifest.iloc[np.lexsort((manifest["class_index"].to_numpy(), manifest["index"].to_numpy()))]
+        where = {}
+        for shard in manifest["shard"].unique():
+            with tarfile.open(self.dir / shard) as tar:
+                for m in tar.getmembers():
+                    key, _, ext = m.name.partition(".")
+                    if ext == "png":
+                        where[key] = (shard, m.offset_data, m.size)
+        self.entries = [where[k] for k in manifest["key"]]
+        self.labels = manifest["class_index"].to_numpy()
+        self.digest = hashlib.sha256("".join(sorted(set(manifest["shard_sha256"]))).encode()).hexdigest()[:16]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def image(self, i: int):
+        import io
+
+        from PIL import Image
+
+        shard, offset, size = self.entries[i]
+        with open(self.dir / shard, "rb") as f:
+            f.seek(offset)
+            return Image.open(io.BytesIO(f.read(size))).convert("RGB")
+
+
+def file_subset(source: Source, size: int, real, synthetic: ShardImages | None, seed: int, transform) -> torch.utils.data.Dataset:
+    """The nested training set of ``size`` images of ``source`` for file-backed worlds."""
+    labels = np.asarray(real.labels)
+    n_real = size if source.config is None else int(round(size * source.real_fraction))
+    parts = []
+    if n_real:
+        order = balanced_order(labels, seed)
+        if n_real > len(order):
+            raise ValueError(f"the real pool has {len(order)} images, fewer than the {n_real} the ladder asks for; lower the sizes.")
+        parts.append(FileImages(real.image, labels, transform, order[:n_real]))
+    if size - n_real:
+        if size - n_real > len(synthetic):
+            raise ValueError(f"configuration {source.config} has {len(synthetic)} images, fewer than the {size - n_real} the ladder asks for.")
+        parts.append(FileImages(synthetic.image, synthetic.labels, transform, np.arange(size - n_real)))
+    return parts[0] if len(parts) == 1 else torch.utils.data.ConcatDataset(parts)
+
+
 # ---------------------------------------------------------------- model and evaluation
 
 
@@ -274,24 +344,31 @@ def create_model(config: TrainConfig, num_classes: int, in_chans: int):
 
 @torch.inference_mode()
 def evaluate(model, eval_sets: dict[str, tuple[torch.Tensor, torch.Tensor]], class_names: list[str], batch_size: int = 1024,
-             autocast: bool = True, device=None, channels_last: bool = False) -> pd.DataFrame:
-    """Cross-entropy loss and top-1 per eval set, per class and overall (class_index -1)."""
+             autocast: bool = True, device=None, channels_last: bool = False, workers: int = 0) -> pd.DataFrame:
+    """Cross-entropy loss and top-1 per eval set (in-memory (images, labels) tensors or a Dataset
+    of (tensor, label)), per class and overall (class_index -1)."""
     model.eval()
     device = device or next(model.parameters()).device
     rows = []
-    for name, (x, y) in eval_sets.items():
-        losses, hits = [], []
-        for i in range(0, len(y), batch_size):
-            xb = x[i : i + batch_size].to(device)
+    for name, value in eval_sets.items():
+        if isinstance(value, torch.utils.data.Dataset):  # file-backed: stream through its transform
+            batches = torch.utils.data.DataLoader(value, batch_size=batch_size, num_workers=workers)
+        else:
+            x, y = value
+            batches = ((x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(y), batch_size))
+        losses, hits, ys = [], [], []
+        for xb, yb in batches:
+            xb = xb.to(device)
             if channels_last and xb.ndim == 4:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, torch.bfloat16, enabled=autocast):
                 logits = model(xb)
             logits = logits.float().cpu()
-            losses.append(F.cross_entropy(logits, y[i : i + batch_size], reduction="none"))
-            hits.append(logits.argmax(1) == y[i : i + batch_size])
+            losses.append(F.cross_entropy(logits, yb, reduction="none"))
+            hits.append(logits.argmax(1) == yb)
+            ys.append(yb)
         loss, hit = torch.cat(losses).numpy(), torch.cat(hits).numpy()
-        labels = y.numpy()
+        labels = torch.cat(ys).numpy()
         rows.append({"eval_set": name, "class_index": -1, "class_name": "all", "n": len(labels), "loss": float(loss.mean()), "top1": float(hit.mean())})
         for c, cname in enumerate(class_names):
             m = labels == c
@@ -375,9 +452,17 @@ def train_run(
     accelerator.wait_for_everyone()
 
     torch.manual_seed(config.seed)
-    x, y = to_tensor(images), torch.as_tensor(np.asarray(labels), dtype=torch.long)
-    model = create_model(config, len(class_names), in_chans=x.shape[1])
-    if config.channels_last:
+    files = isinstance(images, torch.utils.data.Dataset)  # file-backed: timm's transforms, per-item loading
+    if files:
+        data, n_items, in_chans = images, len(images), 3
+    else:
+        x, y = to_tensor(images), torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        data, n_items, in_chans = BatchData(x, y), len(y), x.shape[1]
+    model = create_model(config, len(class_names), in_chans=in_chans)
+    # channels_last for in-memory data only: there it is 1.6x faster here; with timm's transforms on
+    # file-backed batches of a few images a oneDNN kernel corrupted the heap on this CPU
+    channels_last = config.channels_last and not files
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     import timm.optim
 
@@ -392,10 +477,12 @@ def train_run(
             scheduler.load_state_dict(state["scheduler"])
             start = int(state["step"])
     processes = accelerator.num_processes
-    batch_size = min(config.batch_size, len(y))
-    loader = torch.utils.data.DataLoader(
-        BatchData(x, y), batch_sampler=StepBatches(len(y), batch_size, steps, config.seed, start, processes), collate_fn=_first
-    )
+    batch_size = min(config.batch_size, n_items)
+    sampler = StepBatches(n_items, batch_size, steps, config.seed, start, processes)
+    if files:
+        loader = torch.utils.data.DataLoader(data, batch_sampler=sampler, num_workers=config.workers, persistent_workers=False)
+    else:
+        loader = torch.utils.data.DataLoader(data, batch_sampler=sampler, collate_fn=_first)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
 
     t0 = time.perf_counter()
@@ -403,9 +490,9 @@ def train_run(
     model.train()
     step = start
     for xb, yb in loader:
-        if config.augment:
+        if config.augment and not files:  # file-backed data is augmented by timm's training transform
             xb = augment(xb, step, config.seed)
-        if config.channels_last:
+        if channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         with autocast(accelerator, config.mixed_precision):
             loss = F.cross_entropy(model(xb).float(), yb)
@@ -423,8 +510,8 @@ def train_run(
     train_s = time.perf_counter() - t0
     accelerator.wait_for_everyone()
     metrics = evaluate(accelerator.unwrap_model(model), eval_sets, class_names, config.eval_batch_size,
-                       autocast=config.mixed_precision != "no", channels_last=config.channels_last)
-    info = {"key": key, "steps": steps, "size": int(len(y)), "resumed_from": start, "train_s": round(train_s, 2),
+                       autocast=config.mixed_precision != "no", channels_last=channels_last, workers=config.workers)
+    info = {"key": key, "steps": steps, "size": int(n_items), "resumed_from": start, "train_s": round(train_s, 2),
             "images_per_s": round((steps - start) * batch_size * processes / max(train_s, 1e-9), 1), "processes": processes}
     if main:
         from safetensors.torch import save_file
@@ -451,6 +538,8 @@ class TrainJob:
     web_size: int = 50_000
     real_size: int = 10_000
     split_seed: int = 0
+    ood_roots: dict | None = None
+    class_map: str | None = None
     sources: list = field(default_factory=lambda: ["real"])
     sizes: list = field(default_factory=list)  # empty: ladder_sizes(real_size, min_size, max_factor)
     min_size: int = 625
@@ -523,14 +612,26 @@ def run_ladder(job: TrainJob, progress: bool = True, accelerator=None) -> pd.Dat
     configs = pd.read_parquet(configs_path) if configs_path.exists() else pd.DataFrame(columns=["config", "prompt_set", "guidance_scale", "images", "manifest"])
     plan = plan_runs(job, configs)
     config = config_from(job.train_config, job.world)
-    world = load_world(job.world, job.world_root, job.web_size, job.real_size, job.split_seed)
-    if not hasattr(world.split("real"), "images"):
-        raise NotImplementedError(f"training reads in-memory image arrays; world {job.world!r} stores files, whose streaming loader is not built yet.")
+    world = load_world(job.world, job.world_root, job.web_size, job.real_size, job.split_seed, job.ood_roots, job.class_map)
     class_names = [c.name for c in world.classes]
     eval_names = job.eval_sets or ["val", *world.ood_views]
-    evals = eval_tensors(world, eval_names, job.eval_size, job.split_seed)
     real = world.split("real")
-    real_data = (np.asarray(real.images), np.asarray(real.labels))
+    files = not hasattr(real, "images")  # imagenet / folder: images stream from disk through timm's transforms
+    if files:
+        import timm
+
+        data_config = timm.data.resolve_data_config(model=create_model(config, len(class_names), 3))
+        train_tf = timm.data.create_transform(**data_config, is_training=True)
+        eval_tf = timm.data.create_transform(**data_config, is_training=False)
+        evals = {}
+        for name in eval_names:
+            split = world.split(name)
+            labels = np.asarray(split.labels)
+            idx = np.sort(balanced_order(labels, job.split_seed)[: job.eval_size]) if job.eval_size else None
+            evals[name] = FileImages(split.image, labels, eval_tf, idx)
+    else:
+        evals = eval_tensors(world, eval_names, job.eval_size, job.split_seed)
+        real_data = (np.asarray(real.images), np.asarray(real.labels))
     if accelerator is None:
         accelerator = make_accelerator()
     data_common = {"world": job.world, "web_size": job.web_size, "real_size": job.real_size, "split_seed": job.split_seed,
@@ -542,7 +643,13 @@ def run_ladder(job: TrainJob, progress: bool = True, accelerator=None) -> pd.Dat
         synth = None
         config_name = row.config if isinstance(row.config, str) else None
         row = row._replace(config=config_name)
-        if row.config is not None:
+        if files:
+            if row.config is not None and row.config not in synthetic_cache:
+                shards = ShardImages(study / "synthetic" / row.config)
+                synthetic_cache = {row.config: (shards, None, shards.digest)}
+            synth = synthetic_cache[row.config][0] if row.config is not None else None
+            images, labels = file_subset(Source(row.source, row.config, row.real_fraction), row.size, real, synth, job.split_seed, train_tf), None
+        elif row.config is not None:
             if row.config not in synthetic_cache:
                 manifest_path = Path(configs.set_index("config").loc[row.config, "manifest"])
                 if not manifest_path.is_absolute() and not manifest_path.exists():
@@ -554,7 +661,8 @@ def run_ladder(job: TrainJob, progress: bool = True, accelerator=None) -> pd.Dat
                 digest = hashlib.sha256("".join(sorted(set(man["shard_sha256"]))).encode()).hexdigest()[:16]
                 synthetic_cache = {row.config: (imgs[order], man["class_index"].to_numpy()[order], digest)}
             synth = synthetic_cache[row.config][:2]
-        images, labels = subset(Source(row.source, row.config, row.real_fraction), row.size, real_data, synth, job.split_seed)
+        if not files:
+            images, labels = subset(Source(row.source, row.config, row.real_fraction), row.size, real_data, synth, job.split_seed)
         data_key = json.dumps({**data_common, "source": row.source, "size": row.size,
                                "shards": synthetic_cache[row.config][2] if row.config else None}, sort_keys=True)
         run_dir = study / "train" / "runs" / safe_name(row.source) / f"n{row.size:08d}"

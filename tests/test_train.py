@@ -130,3 +130,52 @@ def test_finished_runs_are_reused_and_tables_are_long_form(tmp_path, fashion):
     job.train_config = {**SMALL, "steps_min": 5, "steps_max": 11}  # a changed parameter retrains
     train.run_ladder(job, progress=False)
     assert any(p.stat().st_mtime_ns != t for p, t in stamp.items())
+
+
+def test_file_backed_worlds_train_from_folders_and_shards(tmp_path, tiny_sd):
+    """A folder world (images on disk) and a generated configuration (read from its shards
+    without unpacking) through timm's transforms, evaluated on val and an OOD folder."""
+    from synkit import generate, prompts
+    from synkit.worlds import load_world
+    from tests.conftest import make_image_folder
+
+    root = make_image_folder(tmp_path / "world", ["cat", "dog", "fox"], splits=("train", "val", "sketch"), per_class=4, size=20)
+    world = load_world("folder", str(root))
+    study = tmp_path / "study"
+    prompts.build_prompts(world, ["classnames"]).to_parquet(tmp_path / "prompts.parquet")
+    job = generate.GenJob(prompts=str(tmp_path / "prompts.parquet"), prompt_set="classnames", guidance_scale=2.0, images_per_class=4,
+                          out_dir=str(study / "synthetic" / "tiny-classnames-cfg2"), generator=str(tiny_sd), steps=2, height=32,
+                          width=32, resolution=32, batch_size=6, shard_size=5)
+    generate.generate_config(job, progress=False)
+    pd.DataFrame([{"config": "tiny-classnames-cfg2", "prompt_set": "classnames", "guidance_scale": 2.0, "images": 12,
+                   "manifest": str(study / "synthetic" / "tiny-classnames-cfg2" / "manifest.parquet")}]).to_parquet(study / "synthetic" / "configs.parquet")
+    shards = train.ShardImages(study / "synthetic" / "tiny-classnames-cfg2")
+    assert len(shards) == 12 and shards.labels[:3].tolist() == [0, 1, 2] and shards.image(5).size == (32, 32)
+    tj = train.TrainJob(study_dir=str(study), world="folder", world_root=str(root), real_size=12,
+                        sources=["real", "classnames@2", "classnames@2+real:0.5"], sizes=[3, 6, 12],
+                        train_config={"model": "resnet18", "model_kwargs": {"layers": [1, 1, 1, 1], "channels": [8, 8, 8, 8]},
+                                      "steps_min": 2, "steps_max": 3, "batch_size": 4, "workers": 0})
+    table = train.run_ladder(tj, progress=False)
+    assert set(table["eval_set"]) == {"val", "sketch"} and set(table["source"]) == {"real", "tiny-classnames-cfg2", "tiny-classnames-cfg2+real:0.5"}
+    assert (table[table["class_index"] == -1]["n"] == 12).all() and table["loss"].gt(0).all()
+
+
+def test_pretrained_timm_reference_from_a_local_file(tmp_path):
+    import timm
+    from safetensors.torch import save_file
+
+    from synkit import quality
+
+    model = timm.create_model("test_vit", num_classes=3)
+    save_file(model.state_dict(), tmp_path / "ref.safetensors")
+    ref, data_config = quality.load_timm_reference("test_vit", str(tmp_path / "ref.safetensors"), num_classes=3)
+    images = np.random.default_rng(0).integers(0, 255, (5, 40, 40, 3), dtype=np.uint8)
+    labels, feats = quality.predict_timm(ref, data_config, images)
+    assert labels.shape == (5,) and set(labels) <= {0, 1, 2} and feats.shape[0] == 5
+    with torch.inference_mode():
+        x = timm.data.create_transform(**data_config)(__import__("PIL").Image.fromarray(images[0]))
+        assert int(model.eval()(x[None]).argmax()) == labels[0]  # the file's weights, not random ones
+    with pytest.raises(FileNotFoundError, match="reference_weights .*nope.safetensors does not exist"):
+        quality.load_timm_reference("test_vit", str(tmp_path / "nope.safetensors"), 3)
+    with pytest.raises(ValueError, match="reference_model 'vit_huge_9000' is not a timm model name"):
+        quality.load_timm_reference("vit_huge_9000", str(tmp_path / "ref.safetensors"), 3)
