@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
         done = study.run(args.params, only=only, sets=args.set, notebooks_dir=args.notebooks, force=args.force)
-        print(f"study finished: {len(done)} notebooks executed into {next(iter(done.values())).parent}" if done else "nothing to run")
+        print(f"study finished: {len(done)} notebooks done (run or reused) in {next(iter(done.values())).parent}" if done else "nothing to run")
         return 0
     except study.StudyError as err:
         print(f"synkit {args.command}: {err}", file=sys.stderr)
