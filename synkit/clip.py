@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from synkit import train
-from synkit.files import atomic_path, write_json, write_parquet
+from synkit.files import write_parquet
 
 SETUPS = ("real", "synthetic", "mixed")
 FASHION_MODEL = "synkit-fashion-clip"
@@ -212,36 +211,28 @@ def image_folder(root: str | Path, image_size: int, per_class: int = 0) -> tuple
     return images, labels[idx], names
 
 
-class ClipBatches(torch.utils.data.Sampler):
+class ClipBatches(train.StepBatches):
     """Index batches into the image bank [real images; synthetic images] for steps start..steps.
 
-    Epoch e draws the captions in a permutation seeded by (seed, e); ``mixed`` picks, per
-    caption and epoch, its synthetic image (index + n) or its real one with equal chance."""
+    Epoch e draws the captions in a permutation seeded by (seed, e) (``train.StepBatches``);
+    ``mixed`` picks, per caption and epoch, its synthetic image (index + n) or its real one with
+    equal chance."""
 
-    def __init__(self, n: int, batch_size: int, steps: int, seed: int, setup: str, start: int = 0):
+    def __init__(self, n: int, batch_size: int, steps: int, seed: int, setup: str, start: int = 0, processes: int = 1):
         if setup not in SETUPS:
             raise ValueError(f"setup {setup!r} is unknown; valid setups are {', '.join(SETUPS)}.")
-        self.n, self.batch_size, self.steps, self.seed, self.setup, self.start = n, batch_size, steps, seed, setup, start
+        super().__init__(n, batch_size, steps, seed, start, processes)
+        self.setup = setup
 
-    def __len__(self) -> int:
-        return self.steps - self.start
+    def epoch_extra(self, generator: torch.Generator):
+        return torch.rand(self.n, generator=generator) < 0.5 if self.setup == "mixed" else None
 
-    def __iter__(self):
-        per_epoch = max(self.n // self.batch_size, 1)
-        epoch, perm, synth = -1, None, None
-        for b in range(self.start, self.steps):
-            if b // per_epoch != epoch:
-                epoch = b // per_epoch
-                g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-                perm = torch.randperm(self.n, generator=g)
-                if self.setup == "mixed":
-                    synth = torch.rand(self.n, generator=g) < 0.5
-            idx = perm[(b % per_epoch) * self.batch_size : (b % per_epoch + 1) * self.batch_size]
-            if self.setup == "synthetic":
-                idx = idx + self.n
-            elif self.setup == "mixed":
-                idx = idx + self.n * synth[idx].long()
-            yield idx.tolist()
+    def map(self, idx: torch.Tensor, synth) -> torch.Tensor:
+        if self.setup == "synthetic":
+            return idx + self.n
+        if self.setup == "mixed":
+            return idx + self.n * synth[idx].long()
+        return idx
 
 
 class ClipData(torch.utils.data.Dataset):
@@ -316,9 +307,10 @@ def train_clip(bank: torch.Tensor, tokens: torch.Tensor, setup: str, config: Cli
     batch = min(config.batch_size, n)
     steps = config.epochs * max(n // batch, 1)
     key = train.run_key(config, steps, json.dumps({"data": data_key, "setup": setup, "n": n}, sort_keys=True))
-    info_path, metrics_path, ckpt_path = run_dir / "run.json", run_dir / "metrics.parquet", run_dir / "checkpoint.pt"
-    if info_path.exists() and metrics_path.exists() and json.loads(info_path.read_text()).get("key") == key:
-        return pd.read_parquet(metrics_path), json.loads(info_path.read_text())
+    ckpt_path = run_dir / "checkpoint.pt"
+    done = train.finished_run(run_dir, key)
+    if done is not None:
+        return done
     run_dir.mkdir(parents=True, exist_ok=True)
     accelerator = train.make_accelerator()
     torch.manual_seed(config.seed)
@@ -327,46 +319,38 @@ def train_clip(bank: torch.Tensor, tokens: torch.Tensor, setup: str, config: Cli
     rest = [p for nme, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in nme)]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay}, {"params": rest, "weight_decay": 0.0}], lr=config.lr)
     scheduler = train.make_scheduler(optimizer, steps, config.warmup)
-    start = 0
-    if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        if state.get("key") == key:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            start = int(state["step"])
-    loader = torch.utils.data.DataLoader(ClipData(bank, tokens), batch_sampler=ClipBatches(n, batch, steps, config.seed, setup, start),
-                                         collate_fn=train._first)
+    start = train.load_checkpoint(ckpt_path, key, model, optimizer, scheduler)
+    processes = accelerator.num_processes
+    sampler = ClipBatches(n, batch, steps, config.seed, setup, start, processes)  # N batches per step: one per process
+    loader = torch.utils.data.DataLoader(ClipData(bank, tokens), batch_sampler=sampler, collate_fn=train._first)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     loss_fn = open_clip.ClipLoss(rank=accelerator.process_index, world_size=accelerator.num_processes)
     bar = tqdm(total=steps, initial=start, desc=desc, unit="step", disable=not progress, leave=False)
     t0 = time.perf_counter()
     model.train()
     step = start
+    core = accelerator.unwrap_model(model)
     for images, text in loader:
         with train.autocast(accelerator, config.mixed_precision):
-            img = accelerator.unwrap_model(model).encode_image(images, normalize=True)
-            txt = accelerator.unwrap_model(model).encode_text(text, normalize=True)
-            loss = loss_fn(img.float(), txt.float(), accelerator.unwrap_model(model).logit_scale.exp())
+            img, txt, scale = model(images, text)  # through the wrapper: under DDP its forward arms the gradient all-reduce
+            loss = loss_fn(img.float(), txt.float(), scale)
         accelerator.backward(loss)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         scheduler.step()
         with torch.no_grad():  # as CLIP: keep the temperature below 100
-            accelerator.unwrap_model(model).logit_scale.clamp_(0, math.log(100))
+            core.logit_scale.clamp_(0, math.log(100))
         step += 1
         bar.update(1)
         if step % config.checkpoint_every == 0 and step < steps and accelerator.is_main_process:
-            train._save_checkpoint(ckpt_path, accelerator.unwrap_model(model), optimizer, scheduler, step, key)
+            train._save_checkpoint(ckpt_path, core, optimizer, scheduler, step, key)
     bar.close()
     seconds = time.perf_counter() - t0
-    metrics = evaluate(accelerator.unwrap_model(model))
+    metrics = evaluate(core)
     info = {"key": key, "steps": steps, "captions": n, "setup": setup, "resumed_from": start, "train_s": round(seconds, 2),
-            "pairs_per_s": round((steps - start) * batch / max(seconds, 1e-9), 1)}
+            "pairs_per_s": round((steps - start) * batch * processes / max(seconds, 1e-9), 1)}
     if accelerator.is_main_process:
-        write_parquet(metrics, metrics_path)
-        write_json(info, info_path)
-        ckpt_path.unlink(missing_ok=True)
+        train.finish_run(run_dir, metrics, info)
     return metrics, info
 
 

@@ -248,7 +248,7 @@ class Explorer:
             pick = alt.selection_point(name="pick", fields=["class_index"])
             live = alt.JupyterChart(chart.add_params(pick))
         except (ImportError, RuntimeError):  # anywidget missing: a static picture, the menus still work
-            return w.Image(value=_png(chart_png(chart)), format="png")
+            return w.Image(value=chart_png(chart), format="png")
 
         def clicked(change):
             chosen = change["new"].value
@@ -278,16 +278,15 @@ class Explorer:
             + ("<br><b>scales better than on real data</b>" if r["beats_real"] else "")
         )
         chart = class_curves(self.points, self.table, [r["class_name"]], [r["source"], "real"], self.d_i)
-        self.curves.value = _png(chart_png(chart))
+        self.curves.value = chart_png(chart)
         self.samples.value = _png(side_by_side(self.images("real", int(r["class_index"])), self.images(r["source"], int(r["class_index"])), r["class_name"]))
 
 
-def chart_png(chart, scale: float = 1.0):
-    """An altair chart as a PIL image (vl-convert), for widgets that show pictures."""
+def chart_png(chart, scale: float = 1.0) -> bytes:
+    """An altair chart as PNG bytes (vl-convert), for widgets that show pictures."""
     import vl_convert as vlc
-    from PIL import Image
 
-    return Image.open(io.BytesIO(vlc.vegalite_to_png(chart.to_json(), scale=scale)))
+    return vlc.vegalite_to_png(chart.to_json(), scale=scale)
 
 
 def image_sampler(world, configs: pd.DataFrame, per_class: int = 8):

@@ -14,7 +14,6 @@ import json
 import platform
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 # "partly": the point estimates agree but the 95% intervals overlap, or only some sources/views agree

@@ -225,7 +225,8 @@ class BatchData(torch.utils.data.Dataset):
 
 class StepBatches(torch.utils.data.Sampler):
     """Batches of indices for steps ``start..steps``: epoch e is a permutation seeded by
-    (seed, e), so a resumed run draws the same batches as an uninterrupted one."""
+    (seed, e), so a resumed run draws the same batches as an uninterrupted one. Subclasses map
+    each batch with ``epoch_extra`` (drawn once per epoch after the permutation) and ``map``."""
 
     def __init__(self, n: int, batch_size: int, steps: int, seed: int, start: int = 0, processes: int = 1):
         self.n, self.batch_size, self.steps, self.seed, self.start, self.processes = n, batch_size, steps, seed, start, processes
@@ -233,16 +234,24 @@ class StepBatches(torch.utils.data.Sampler):
     def __len__(self) -> int:
         return (self.steps - self.start) * self.processes
 
+    def epoch_extra(self, generator: torch.Generator):
+        return None
+
+    def map(self, idx: torch.Tensor, extra) -> torch.Tensor:
+        return idx
+
     def __iter__(self):
         per_epoch = max(self.n // self.batch_size, 1)  # drop the last partial batch
         first, last = self.start * self.processes, self.steps * self.processes
-        epoch, perm = -1, None
+        epoch, perm, extra = -1, None, None
         for b in range(first, last):
             if b // per_epoch != epoch:
                 epoch = b // per_epoch
-                perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+                g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+                perm = torch.randperm(self.n, generator=g)
+                extra = self.epoch_extra(g)
             j = (b % per_epoch) * self.batch_size
-            yield perm[j : j + self.batch_size].tolist()
+            yield self.map(perm[j : j + self.batch_size], extra).tolist()
 
 
 def _first(batch):
@@ -411,6 +420,36 @@ def run_key(config: TrainConfig, steps: int, data_key: str) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def finished_run(run_dir: Path, key: str) -> tuple[pd.DataFrame, dict] | None:
+    """(metrics, info) of a run that finished with this key, else None."""
+    info_path, metrics_path = run_dir / "run.json", run_dir / "metrics.parquet"
+    if info_path.exists() and metrics_path.exists():
+        info = json.loads(info_path.read_text())
+        if info.get("key") == key:
+            return pd.read_parquet(metrics_path), info
+    return None
+
+
+def load_checkpoint(path: Path, key: str, model, optimizer, scheduler) -> int:
+    """Restore a checkpoint written for this key (``weights_only``); return the step to resume at (0: none)."""
+    if not path.exists():
+        return 0
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("key") != key:
+        return 0
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    return int(state["step"])
+
+
+def finish_run(run_dir: Path, metrics: pd.DataFrame, info: dict) -> None:
+    """Write the run's metrics, then run.json (its presence marks the run complete), then drop the checkpoint."""
+    write_parquet(metrics, run_dir / "metrics.parquet")
+    write_json(info, run_dir / "run.json")
+    (run_dir / "checkpoint.pt").unlink(missing_ok=True)
+
+
 def _save_checkpoint(path: Path, model, optimizer, scheduler, step: int, key: str) -> None:
     tmp = atomic_path(path)
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
@@ -438,16 +477,15 @@ def train_run(
 
     run_dir = Path(run_dir)
     key = run_key(config, steps, data_key)
-    info_path, metrics_path, ckpt_path = run_dir / "run.json", run_dir / "metrics.parquet", run_dir / "checkpoint.pt"
-    if info_path.exists() and metrics_path.exists():
-        info = json.loads(info_path.read_text())
-        if info.get("key") == key:
-            return pd.read_parquet(metrics_path), info
+    ckpt_path = run_dir / "checkpoint.pt"
+    done = finished_run(run_dir, key)
+    if done is not None:
+        return done
     accelerator = accelerator or make_accelerator()
     main = accelerator.is_main_process
     if main:
-        for stale in (info_path, metrics_path):
-            stale.unlink(missing_ok=True)
+        for stale in ("run.json", "metrics.parquet"):
+            (run_dir / stale).unlink(missing_ok=True)
         run_dir.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
 
@@ -468,14 +506,7 @@ def train_run(
 
     optimizer = timm.optim.create_optimizer_v2(model, "adamw", lr=config.lr, weight_decay=config.weight_decay)
     scheduler = make_scheduler(optimizer, steps, config.warmup)
-    start = 0
-    if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        if state.get("key") == key:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            start = int(state["step"])
+    start = load_checkpoint(ckpt_path, key, model, optimizer, scheduler)
     processes = accelerator.num_processes
     batch_size = min(config.batch_size, n_items)
     sampler = StepBatches(n_items, batch_size, steps, config.seed, start, processes)
@@ -516,11 +547,10 @@ def train_run(
     if main:
         from safetensors.torch import save_file
 
-        save_file({k: v.contiguous() for k, v in accelerator.unwrap_model(model).state_dict().items()}, atomic_path(run_dir / "model.safetensors"))
-        os.replace(atomic_path(run_dir / "model.safetensors"), run_dir / "model.safetensors")
-        write_parquet(metrics, metrics_path)
-        write_json(info, info_path)  # last: its presence marks the run complete
-        ckpt_path.unlink(missing_ok=True)
+        weights = atomic_path(run_dir / "model.safetensors")
+        save_file({k: v.contiguous() for k, v in accelerator.unwrap_model(model).state_dict().items()}, weights)
+        os.replace(weights, run_dir / "model.safetensors")
+        finish_run(run_dir, metrics, info)
     accelerator.wait_for_everyone()
     return metrics, info
 

@@ -4,7 +4,6 @@ import types
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from synkit import clip, generate
 
