@@ -71,11 +71,26 @@ def scaling_curves(points: pd.DataFrame, curves: pd.DataFrame, color: str = "sou
     x = alt.X("size:Q", scale=alt.Scale(type="log", nice=False, padding=12), title="training images D")
     col = alt.Color(f"{color}:N", title=color)
     base = alt.Chart().encode(x=x, color=col)
+    # log axes zoomed to the data (nice=False): a "nice" log domain spans whole decades and flattens every curve
+    y_scale = alt.Scale(type="log", nice=False, zero=False, padding=8)
     band = base.transform_filter("datum.layer == 'fit'").mark_area(opacity=0.15).encode(
-        y=alt.Y("lo:Q", scale=alt.Scale(type="log"), title="value (log)"), y2="hi:Q")
-    line = base.transform_filter("datum.layer == 'fit'").mark_line().encode(y=alt.Y("fit:Q", scale=alt.Scale(type="log")))
-    dots = base.transform_filter("datum.layer == 'point'").mark_point(filled=True, size=50).encode(
-        y=alt.Y("value:Q", scale=alt.Scale(type="log")),
+        y=alt.Y("lo:Q", scale=y_scale, title="value (log)"), y2="hi:Q")
+    line = base.transform_filter("datum.layer == 'fit'").mark_line().encode(y=alt.Y("fit:Q", scale=y_scale))
+    dots = base.transform_filter("datum.layer == 'point'").mark_point(filled=True, size=40, opacity=0.7).encode(
+        y=alt.Y("value:Q", scale=y_scale),
         tooltip=[color, column, row, "size", alt.Tooltip("value:Q", format=".4f")])
     layered = alt.layer(band, line, dots, data=data).properties(width=230, height=190)
     return layered.facet(column=alt.Column(f"{column}:N", title=None), row=alt.Row(f"{row}:N", title=None)).resolve_scale(y="independent").properties(title=title)
+
+
+def k_bars(fits: pd.DataFrame, title: str = "Scaling ability k per source and eval set (95% intervals)") -> alt.Chart:
+    """The paper's Figure 1: k of real and every synthetic source, one panel per eval set, with
+    intervals. ``fits``: source, eval_set, k, k_lo, k_hi (a loss fit table)."""
+    data = fits[["source", "eval_set", "k", "k_lo", "k_hi"]].assign(kind=lambda t: np.where(t["source"] == "real", "real", "synthetic"))
+    base = alt.Chart(data).encode(y=alt.Y("source:N", title=None, sort=alt.SortField("k", order="descending")))
+    bars = base.mark_bar().encode(x=alt.X("k:Q", title="k (val loss slope, log-log)"),
+                                  color=alt.Color("kind:N", scale=alt.Scale(domain=["real", "synthetic"], range=["#d62728", "#1f77b4"]), title=None),
+                                  tooltip=["source", "eval_set", alt.Tooltip("k:Q", format=".3f"), alt.Tooltip("k_lo:Q", format=".3f"), alt.Tooltip("k_hi:Q", format=".3f")])
+    whiskers = base.mark_rule(color="black").encode(x="k_lo:Q", x2="k_hi:Q")
+    return alt.layer(bars, whiskers).properties(width=220, height=24 * data["source"].nunique()).facet(
+        column=alt.Column("eval_set:N", title=None)).properties(title=title)

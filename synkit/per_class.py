@@ -38,15 +38,18 @@ CATEGORIES = ("Easy", "Scaling", "Poor", "Other", "Unfit")
 
 def class_fits(metrics: pd.DataFrame, d_i: float, eval_set: str = "val", alpha: float = 0.05, n_boot: int = 500,
                seed: int = 0) -> pd.DataFrame:
-    """Per source and class: the power-law fit of the class's loss (no bend search: per-class
-    curves are too noisy for it), plus its loss and top-1 at the smallest and largest sizes and
-    its top-1 at D_I (where trained)."""
+    """Per source and class: the power-law fit of the class's loss over sizes up to D_I, every
+    seed's point pooled (no bend search: per-class curves are too noisy for it), plus its mean
+    loss and top-1 at the smallest and largest sizes and its top-1 at D_I (where trained)."""
     per = metrics[(metrics["class_index"] >= 0) & (metrics["kind"] == "ladder") & (metrics["eval_set"] == eval_set)]
+    per = per[~per["source"].str.contains(r"\+real:", regex=True)]  # real + synthetic mixes are 05's question, not a class's
     if per.empty:
         raise ValueError(f"the training metrics have no per-class ladder rows for eval set {eval_set!r}; valid eval sets are "
                          f"{', '.join(sorted(metrics['eval_set'].unique()))}.")
+    # sizes up to D_I: the range every source shares, so a class's k compares with its real k
     fits = scaling.fit_table(per, d_i, "loss", by=("source", "class_index", "class_name"), alpha=alpha, n_boot=n_boot,
-                             seed=seed, detect_bend=False, errors="record")
+                             seed=seed, detect_bend=False, errors="record", max_size=d_i)
+    per = per.groupby(["source", "class_index", "size"], as_index=False)[["loss", "top1"]].mean()  # mean over seeds
     by = per.sort_values("size").groupby(["source", "class_index"])
     ends = pd.DataFrame({
         "start_size": by["size"].first(), "start_top1": by["top1"].first(), "start_loss": by["loss"].first(),
@@ -66,8 +69,9 @@ def join_quality(fits: pd.DataFrame, quality: pd.DataFrame | None) -> pd.DataFra
 
 def compare_to_real(table: pd.DataFrame, real: str = "real") -> pd.DataFrame:
     """Add the class's real k (and interval) and flag synthetic classes that scale better."""
-    ref = table[table["source"] == real][["class_index", "k", "k_lo", "k_hi", "neg_log_l_di"]]
-    ref = ref.rename(columns={"k": "real_k", "k_lo": "real_k_lo", "k_hi": "real_k_hi", "neg_log_l_di": "real_neg_log_l_di"})
+    ref = table[table["source"] == real][["class_index", "k", "k_lo", "k_hi", "k_se", "df_resid", "neg_log_l_di"]]
+    ref = ref.rename(columns={"k": "real_k", "k_lo": "real_k_lo", "k_hi": "real_k_hi", "k_se": "real_k_se", "df_resid": "real_df_resid",
+                              "neg_log_l_di": "real_neg_log_l_di"})
     out = table.merge(ref, on="class_index", how="left")
     synthetic = out["source"] != real
     out["beats_real"] = synthetic & (out["k"] > out["real_k"])
@@ -103,9 +107,9 @@ def categorize(table: pd.DataFrame, easy_quantile: float = 2 / 3, k_quantile: fl
 
 
 def build_table(metrics: pd.DataFrame, quality: pd.DataFrame | None, d_i: float, eval_set: str = "val",
-                easy_quantile: float = 2 / 3, k_quantile: float = 0.5, scope: str = "all", n_boot: int = 500) -> pd.DataFrame:
+                easy_quantile: float = 2 / 3, k_quantile: float = 0.5, scope: str = "all", n_boot: int = 500, seed: int = 0) -> pd.DataFrame:
     """fits + quality + comparison to real + categories: one row per (source, class)."""
-    table = join_quality(class_fits(metrics, d_i, eval_set, n_boot=n_boot), quality)
+    table = join_quality(class_fits(metrics, d_i, eval_set, n_boot=n_boot, seed=seed), quality)
     return categorize(compare_to_real(table), easy_quantile, k_quantile, scope)
 
 
@@ -162,6 +166,7 @@ def figure6(table: pd.DataFrame) -> alt.HConcatChart:
 
 def curve_points(metrics: pd.DataFrame, eval_set: str = "val") -> pd.DataFrame:
     per = metrics[(metrics["class_index"] >= 0) & (metrics["kind"] == "ladder") & (metrics["eval_set"] == eval_set)]
+    per = per[~per["source"].str.contains(r"\+real:", regex=True)]  # real + synthetic mixes are 05's question, not a class's
     return per[["source", "class_index", "class_name", "size", "loss", "top1"]].assign(metric="loss", value=per["loss"])
 
 

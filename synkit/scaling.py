@@ -8,6 +8,20 @@ fit (statsmodels) of log L on log D - log D_I, with 95% intervals two ways: the 
 t-interval of OLS, and a residual bootstrap (fitted values plus resampled, df-corrected
 residuals; pairs bootstrap degenerates with 5 points).
 
+**Seeds.** A study trains every (source, size) with several seeds (initialization, data order,
+augmentation). The fit pools every seed's point: sizes repeat, one point per seed. The residual
+variance of the pooled OLS then holds the seed-to-seed spread at each size (pure error) as well
+as any lack of fit, so the t-interval of k widens with the spread between seeds; its degrees of
+freedom are (points - 2). With replicates, a lack-of-fit F-test (lack-of-fit mean square over
+pure-error mean square) says whether a straight line in log-log space explains the size means
+(``lof_p``; a small p means the power law does not describe the curve). ``fit_table`` also fits
+each seed alone and reports the spread of those k's (``k_seed_sd``, ``n_seeds``) as a check.
+
+**Comparisons** (``compare``): the difference of two fits' k (or -log L_{D_I}) with a Welch
+t-interval from their standard errors (Welch-Satterthwaite degrees of freedom). Fits on the same
+trained models (val and an OOD view) are treated as independent, which overstates the variance of
+their difference when they are positively correlated: the test is conservative there.
+
 **Bends.** The law holds over a range and then flattens when the model runs out of capacity
 (the paper's ViT-B after ~4M images). ``find_bend`` fits a hinge, a line whose slope may change
 at one of the measured sizes, at every size that leaves >= 3 points before it and >= 1 after,
@@ -26,8 +40,9 @@ import pandas as pd
 FIT_COLUMNS = [
     "k", "k_lo", "k_hi", "k_boot_lo", "k_boot_hi",
     "neg_log_l_di", "neg_log_l_di_lo", "neg_log_l_di_hi", "neg_log_l_di_boot_lo", "neg_log_l_di_boot_hi",
-    "r2", "n_points", "n_fit", "fit_min_size", "fit_max_size", "bend_size", "bend_p",
+    "r2", "n_points", "n_fit", "fit_min_size", "fit_max_size", "bend_size", "bend_p", "bend_change",
     "intercept", "slope", "cov_intercept", "cov_slope", "cov_cross", "df_resid",
+    "k_se", "neg_log_l_di_se", "n_sizes", "lof_p", "k_seed_sd", "n_seeds",
 ]
 
 
@@ -57,26 +72,28 @@ def _ols(x: np.ndarray, y: np.ndarray):
 def find_bend(sizes, values, alpha: float = 0.05) -> dict:
     """The size after which log values stop falling along a straight line, if the data say so.
 
-    Returns {"bend_size": size or None, "p": corrected p-value or None, "index": last index of
-    the straight range}."""
+    Hinges sit at distinct sizes with >= 3 distinct sizes up to the hinge and >= 1 after it;
+    sizes may repeat (one point per seed). Returns {"bend_size": size or None, "p": corrected
+    p-value or None, "change": the slope change at the best hinge (> 0: the curve flattens)}."""
     from scipy import stats
 
     d, v = _check(sizes, values, "loss")
     x, y = np.log(d), np.log(v)
     n = len(x)
-    none = {"bend_size": None, "p": None, "index": n - 1}
-    candidates = list(range(2, n - 1))  # >= 3 points before the hinge, >= 1 after it
-    if n < 5 or not candidates:  # a hinge has 3 parameters; the F-test needs >= 2 residual dfs
+    distinct = np.unique(d)
+    none = {"bend_size": None, "p": None, "change": None}
+    candidates = list(distinct[2:-1])  # >= 3 sizes up to the hinge, >= 1 after it
+    if len(distinct) < 5 or not candidates or n < 5:  # a hinge has 3 parameters; the F-test needs >= 2 residual dfs
         return none
     sse0 = float(np.sum(_ols(x, y).resid ** 2))
     best = None
-    for j in candidates:
-        X = np.column_stack([np.ones(n), x, np.maximum(0.0, x - x[j])])
+    for size in candidates:
+        X = np.column_stack([np.ones(n), x, np.maximum(0.0, x - math.log(size))])
         coef, *_ = np.linalg.lstsq(X, y, rcond=None)
         sse1 = float(np.sum((y - X @ coef) ** 2))
         if best is None or sse1 < best[1]:
-            best = (j, sse1, coef[2])
-    j, sse1, change = best
+            best = (float(size), sse1, float(coef[2]))
+    size, sse1, change = best
     df1 = n - 3
     if sse1 <= 1e-300:
         p = 0.0 if sse0 > 1e-12 else 1.0
@@ -85,8 +102,27 @@ def find_bend(sizes, values, alpha: float = 0.05) -> dict:
         p = float(stats.f.sf(f, 1, df1))
     p = min(1.0, p * len(candidates))
     if p < alpha and change > 0:  # the slope rises toward zero: the curve flattens
-        return {"bend_size": float(d[j]), "p": p, "index": j}
-    return {**none, "p": p}
+        return {"bend_size": size, "p": p, "change": change}
+    return {**none, "p": p, "change": change}
+
+
+def lack_of_fit_p(sizes, values) -> float:
+    """p-value of the lack-of-fit F-test of a straight line in log-log space, from replicate points
+    (seeds) at the same sizes; NaN without replicates or with fewer than 3 distinct sizes."""
+    from scipy import stats
+
+    x, y = np.log(np.asarray(sizes, float)), np.log(np.asarray(values, float))
+    groups = pd.Series(y).groupby(x)
+    m, n = groups.ngroups, len(y)
+    if m < 3 or n - m < 1:
+        return float("nan")
+    ss_pe = float(((y - groups.transform("mean").to_numpy()) ** 2).sum())
+    sse = float(np.sum(_ols(x, y).resid ** 2))
+    ss_lof = max(sse - ss_pe, 0.0)
+    if ss_pe <= 1e-300:
+        return 0.0 if ss_lof > 1e-12 else 1.0
+    f = (ss_lof / (m - 2)) / (ss_pe / (n - m))
+    return float(stats.f.sf(f, m - 2, n - m))
 
 
 def fit_power_law(
@@ -97,8 +133,8 @@ def fit_power_law(
     d, v = _check(sizes, values, "loss")
     if not d_i > 0:
         raise ValueError(f"D_I={d_i!r} is invalid; it must be the positive size of the real training set.")
-    bend = find_bend(d, v, alpha) if detect_bend else {"bend_size": None, "p": None, "index": len(d) - 1}
-    keep = slice(0, bend["index"] + 1)
+    bend = find_bend(d, v, alpha) if detect_bend else {"bend_size": None, "p": None}
+    keep = d <= bend["bend_size"] if bend["bend_size"] is not None else np.ones(len(d), bool)
     df, vf = d[keep], v[keep]
     x, y = np.log(df) - math.log(d_i), np.log(vf)
     res = _ols(x, y)
@@ -119,9 +155,10 @@ def fit_power_law(
         "neg_log_l_di_boot_lo": -a_boot[1], "neg_log_l_di_boot_hi": -a_boot[0],
         "r2": float(res.rsquared) if np.ptp(y) > 0 else float("nan"), "n_points": int(len(d)), "n_fit": int(n),
         "fit_min_size": float(df.min()), "fit_max_size": float(df.max()),
-        "bend_size": bend["bend_size"], "bend_p": bend["p"],
+        "bend_size": bend["bend_size"], "bend_p": bend["p"], "bend_change": bend.get("change"),
         "intercept": a, "slope": b, "cov_intercept": cov[0][0], "cov_slope": cov[1][1], "cov_cross": cov[0][1],
-        "df_resid": float(res.df_resid),
+        "df_resid": float(res.df_resid), "k_se": float(math.sqrt(cov[1][1])), "neg_log_l_di_se": float(math.sqrt(cov[0][0])),
+        "n_sizes": int(len(np.unique(df))), "lof_p": lack_of_fit_p(df, vf),
     }
 
 
@@ -134,23 +171,74 @@ def metric_values(table: pd.DataFrame, metric: str) -> pd.Series:
     raise ValueError(f"metric {metric!r} is unknown; valid metrics are loss, error.")
 
 
+def seed_slopes(sizes, values, seeds) -> np.ndarray:
+    """k of each seed's points alone (seeds with >= 3 distinct sizes)."""
+    table = pd.DataFrame({"x": np.log(np.asarray(sizes, float)), "y": np.log(np.asarray(values, float)), "seed": np.asarray(seeds)})
+    return np.array([-np.polyfit(g["x"], g["y"], 1)[0] for _, g in table.groupby("seed") if g["x"].nunique() >= 3])
+
+
 def fit_table(metrics: pd.DataFrame, d_i: float, metric: str = "loss", by=("source", "eval_set"), alpha: float = 0.05,
-              n_boot: int = 1000, seed: int = 0, detect_bend: bool = True, errors: str = "raise") -> pd.DataFrame:
-    """One fit per group of ``by`` over the ``size`` column; ``errors="record"`` writes a failed
-    group's message into an ``error`` column instead of raising (per-class tables)."""
+              n_boot: int = 1000, seed: int = 0, detect_bend: bool = True, errors: str = "raise",
+              max_size: float | None = None) -> pd.DataFrame:
+    """One fit per group of ``by`` over the ``size`` column (every seed's points pooled when the
+    table has a ``seed`` column); ``max_size`` keeps sizes up to it (the common range of a
+    comparison); ``errors="record"`` writes a failed group's message into an ``error`` column
+    instead of raising (per-class tables)."""
     rows = []
     values = metrics.assign(_value=metric_values(metrics, metric))
+    if max_size is not None:
+        values = values[values["size"] <= max_size]
     for key, group in values.groupby(list(by), sort=True):
         key = key if isinstance(key, tuple) else (key,)
         head = dict(zip(by, key), metric=metric)
         try:
             fit = fit_power_law(group["size"], group["_value"], d_i, alpha, n_boot, seed, detect_bend)
+            if "seed" in group:
+                kept = group[group["size"] <= fit["fit_max_size"]]
+                ks = seed_slopes(kept["size"], kept["_value"], kept["seed"])
+                fit.update(n_seeds=int(group["seed"].nunique()), k_seed_sd=float(np.std(ks, ddof=1)) if len(ks) > 1 else float("nan"))
+            else:
+                fit.update(n_seeds=1, k_seed_sd=float("nan"))
             rows.append({**head, **fit, "error": None})
         except ValueError as err:
             if errors == "raise":
                 raise ValueError(f"{', '.join(f'{k}={v}' for k, v in zip(by, key))}: {err}") from None
             rows.append({**head, **{c: np.nan for c in FIT_COLUMNS}, "error": str(err)})
     return pd.DataFrame(rows)
+
+
+def compare(a, b, what: str = "k", alpha: float = 0.05) -> dict:
+    """``a[what] - b[what]`` for two fits (rows of a fit table) with its Welch (1 - alpha)
+    t-interval and the one-sided p-value of "a > b"."""
+    se_a, se_b = float(a[f"{what}_se"]), float(b[f"{what}_se"])
+    diff = float(a[what]) - float(b[what])
+    return welch(diff, se_a, float(a["df_resid"]), se_b, float(b["df_resid"]), alpha)
+
+
+def welch(diff: float, se_a: float, df_a: float, se_b: float, df_b: float, alpha: float = 0.05) -> dict:
+    """A difference with standard errors (and degrees of freedom) of its two parts: the Welch
+    (1 - alpha) interval and the one-sided p-value that the difference is > 0."""
+    from scipy import stats
+
+    var = se_a**2 + se_b**2
+    if not var > 0:
+        return {"diff": diff, "lo": diff, "hi": diff, "se": 0.0, "df": float("inf"), "p_greater": 0.0 if diff > 0 else 1.0}
+    df = var**2 / ((se_a**4 / max(df_a, 1)) + (se_b**4 / max(df_b, 1))) if se_a + se_b > 0 else float("inf")
+    se = math.sqrt(var)
+    t = stats.t.ppf(1 - alpha / 2, df)
+    return {"diff": diff, "lo": diff - t * se, "hi": diff + t * se, "se": se, "df": float(df), "p_greater": float(stats.t.sf(diff / se, df))}
+
+
+def mean_difference(a, b, alpha: float = 0.05) -> dict:
+    """Mean of ``a`` minus mean of ``b`` (independent samples, e.g. one value per seed) with the
+    Welch interval; with a single value on a side that side contributes no variance estimate,
+    so the interval is NaN."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 2 or len(b) < 2:
+        d = float(a.mean() - b.mean()) if len(a) and len(b) else float("nan")
+        return {"diff": d, "lo": float("nan"), "hi": float("nan"), "se": float("nan"), "df": float("nan"), "p_greater": float("nan")}
+    return welch(float(a.mean() - b.mean()), float(a.std(ddof=1) / math.sqrt(len(a))), len(a) - 1,
+                 float(b.std(ddof=1) / math.sqrt(len(b))), len(b) - 1, alpha)
 
 
 def fit_curves(fits: pd.DataFrame, d_i: float, alpha: float = 0.05, points: int = 30) -> pd.DataFrame:
@@ -185,3 +273,51 @@ def ranking(fits: pd.DataFrame, eval_set: str = "val") -> pd.DataFrame:
     """Sources ranked by k on one eval set, with -log L_{D_I} and the intervals, as a table."""
     cols = ["source", "k", "k_lo", "k_hi", "neg_log_l_di", "neg_log_l_di_lo", "neg_log_l_di_hi", "r2", "bend_size"]
     return fits[fits["eval_set"] == eval_set][cols].sort_values("k", ascending=False).reset_index(drop=True)
+
+
+def capacity_table(metrics: pd.DataFrame, d_i: float, source: str, eval_set: str = "val", alpha: float = 0.05,
+                   n_boot: int = 1000) -> pd.DataFrame:
+    """The capacity test on one source: for the small and the default model, the val-loss fit over
+    the whole ladder with the bend search (``span="all"``) and the fit over its top three sizes
+    (``span="top"``: does the model still scale where the small one may have bent?)."""
+    over = metrics[(metrics["class_index"] == -1) & (metrics["eval_set"] == eval_set) & (metrics["source"] == source)]
+    over = over[over["kind"].isin(["ladder", "capacity"])]
+    rows = []
+    for model in ("small", "default"):
+        part = over[over["model"] == model]
+        if part["size"].nunique() < 3:
+            raise ValueError(f"the {model} model has {part['size'].nunique()} sizes of {source!r}; the capacity test needs >= 3.")
+        top = sorted(part["size"].unique())[-3:]
+        for span, rows_of, bend in (("all", part, True), ("top", part[part["size"].isin(top)], False)):
+            fit = fit_table(rows_of, d_i, "loss", alpha=alpha, n_boot=n_boot, detect_bend=bend)
+            rows.append(fit.assign(model=model, span=span))
+    return pd.concat(rows, ignore_index=True)
+
+
+def mix_table(metrics: pd.DataFrame, real_fit, d_i: float, eval_set: str = "val", alpha: float = 0.05) -> pd.DataFrame:
+    """Real + synthetic mixes against real alone, per real count n (val loss, one value per seed):
+    ``gain`` = loss(real n) - loss(mix holding n real images), with its Welch interval, and the
+    exchange rate: how many synthetic images do the work of one real image, from the real power
+    law (``real_fit``, a fit-table row): the mix's synthetic count over (the real size with the
+    mix's loss - n)."""
+    over = metrics[(metrics["class_index"] == -1) & (metrics["eval_set"] == eval_set) & (metrics["kind"] == "ladder")]
+    real = over[over["source"] == "real"]
+    rows = []
+    for source, part in over[over["source"].str.contains(r"\+real:", regex=True)].groupby("source"):
+        fraction = float(part["real_fraction"].iloc[0])
+        for size, group in part.groupby("size"):
+            n_real = int(round(size * fraction))
+            a = real[real["size"] == n_real]
+            if a.empty:
+                continue
+            t = mean_difference(a.sort_values("seed")["loss"], group.sort_values("seed")["loss"], alpha)
+            mix_loss = float(group["loss"].mean())
+            d_eq = d_i * math.exp((math.log(mix_loss) - real_fit["intercept"]) / real_fit["slope"]) if real_fit["slope"] < 0 else float("nan")
+            rows.append({"source": source, "size": int(size), "real_images": n_real, "synthetic_images": int(size) - n_real,
+                         "real_loss": float(a["loss"].mean()), "mix_loss": mix_loss, "gain": t["diff"], "gain_lo": t["lo"],
+                         "gain_hi": t["hi"], "gain_se": t["se"], "gain_df": t["df"], "real_equivalent": d_eq,
+                         "real_per_synthetic": (d_eq - n_real) / (size - n_real),
+                         # synthetic images that do the work of one real image (inf: they add nothing)
+                         "exchange_rate": (size - n_real) / (d_eq - n_real) if d_eq > n_real else float("inf"),
+                         "extrapolated": bool(d_eq > real["size"].max())})
+    return pd.DataFrame(rows)

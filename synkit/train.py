@@ -19,6 +19,13 @@
   a rerun with the same parameters reuses it.
 - **Evaluation.** Cross-entropy loss and top-1 on val and every OOD view, per class and overall
   (class_index -1), as a long-form table.
+- **Seeds.** Every run is repeated with ``seeds`` training seeds (``seed``, ``seed + 1``, ...): each
+  changes the initialization, the batch order and the augmentation. The nested subsets are the same
+  for every seed (ordered by ``split_seed``), so the spread between seeds is the training noise
+  at a fixed training set; the fits pool every seed's point (``synkit.scaling``).
+- **Capacity runs.** ``capacity_source`` is also trained with a deliberately small model
+  (``capacity_config``: TrainConfig fields such as ``model_kwargs``) on the same ladder, so a
+  bend of the power law from a lack of capacity can be seen beside the default model (Sec. 4.4).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import math
 import os
 import sys
 import time
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -43,7 +51,7 @@ from synkit.worlds import safe_name
 
 MIXED_PRECISION = ("no", "bf16")  # bf16 autocast needs no loss scaling, on CPU or GPU
 # Part of every run's cache key: bump it when a change to the loop changes what a run computes.
-LOOP_VERSION = 2
+LOOP_VERSION = 3  # 3: fused AdamW
 
 
 @dataclass(frozen=True)
@@ -504,7 +512,7 @@ def train_run(
         model = model.to(memory_format=torch.channels_last)
     import timm.optim
 
-    optimizer = timm.optim.create_optimizer_v2(model, "adamw", lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = timm.optim.create_optimizer_v2(model, "adamw", lr=config.lr, weight_decay=config.weight_decay, fused=True)  # one kernel a step
     scheduler = make_scheduler(optimizer, steps, config.warmup)
     start = load_checkpoint(ckpt_path, key, model, optimizer, scheduler)
     processes = accelerator.num_processes
@@ -578,19 +586,28 @@ class TrainJob:
     eval_sets: list = field(default_factory=list)  # empty: val and every OOD view
     eval_size: int = 0  # > 0: a class-balanced subset of each eval set
     train_config: dict = field(default_factory=dict)
+    seed: int = 0  # the study seed: the first training seed
+    seeds: int = 1  # training seeds per run: seed, seed + 1, ...
+    capacity_source: str | None = None  # also train this source with the small model of capacity_config
+    capacity_config: dict = field(default_factory=dict)  # TrainConfig fields of the small model (over train_config)
+    workers: int = 0  # processes training independent runs at once (0: auto_workers); not part of any result
 
 
 def plan_runs(job: TrainJob, configs: pd.DataFrame) -> pd.DataFrame:
-    """One row per run: source, config, real_fraction, size, steps, kind (ladder or sweep) and
-    sweep (the run gives the configuration's performance at the sweep size, ladder runs included)."""
+    """One row per run: source, config, real_fraction, size, seed, steps, model ("default" or
+    "small"), kind (ladder, sweep or capacity) and sweep (the run gives the configuration's
+    performance at the sweep size, ladder runs included)."""
     d_i = job.real_size
     sizes = sorted(job.sizes) if job.sizes else ladder_sizes(d_i, job.min_size, job.max_factor)
     if any(not isinstance(s, int) or s < 1 for s in sizes):
         raise ValueError(f"sizes {sizes} are invalid; every size must be a whole number >= 1.")
+    if not isinstance(job.seeds, int) or job.seeds < 1:
+        raise ValueError(f"seeds={job.seeds!r} is invalid; it must be a whole number >= 1 (training seeds per run).")
     config = config_from(job.train_config, job.world)
     available = dict(zip(configs["config"], configs["images"])) if len(configs) else {}
     rows = []
-    for spec in job.sources:
+
+    def ladder(spec: str, kind: str, model: str) -> list[dict]:
         src = parse_source(spec, configs)
         if src.config is None:
             cap = d_i
@@ -601,17 +618,37 @@ def plan_runs(job: TrainJob, configs: pd.DataFrame) -> pd.DataFrame:
         mine = [s for s in sizes if s <= cap + 1e-9]
         if len(mine) < 3:
             raise ValueError(f"source {spec!r} has {int(cap)} images, enough for {len(mine)} of the sizes {sizes}; a fit needs at least 3.")
-        rows += [{"source": src.name, "spec": spec, "config": src.config, "real_fraction": src.real_fraction, "size": s, "kind": "ladder"} for s in mine]
+        return [{"source": src.name, "spec": spec, "config": src.config, "real_fraction": src.real_fraction, "size": s,
+                 "kind": kind, "model": model} for s in mine]
+
+    for spec in job.sources:
+        rows += ladder(spec, "ladder", "default")
     if job.sweep_size:
         for c, n in available.items():
-            rows.append({"source": c, "spec": c, "config": c, "real_fraction": 0.0, "size": int(min(job.sweep_size, n)), "kind": "sweep"})
+            rows.append({"source": c, "spec": c, "config": c, "real_fraction": 0.0, "size": int(min(job.sweep_size, n)),
+                         "kind": "sweep", "model": "default"})
+    if job.capacity_source:
+        if not job.capacity_config:
+            raise ValueError("capacity_source is set but capacity_config is empty; give the small model's TrainConfig fields (e.g. model_kwargs).")
+        capacity_model(job)  # names a bad key now, not after the ladder
+        rows += ladder(job.capacity_source, "capacity", "small")
     plan = pd.DataFrame(rows)
     swept = set(zip(plan.loc[plan["kind"] == "sweep", "source"], plan.loc[plan["kind"] == "sweep", "size"]))
-    plan = plan.drop_duplicates(["source", "size"])  # a ladder run at the sweep size serves both
-    plan["sweep"] = [(s, n) in swept for s, n in zip(plan["source"], plan["size"])]
+    plan = plan.drop_duplicates(["source", "size", "model"])  # a ladder run at the sweep size serves both
+    plan["sweep"] = [(s, n) in swept and m == "default" for s, n, m in zip(plan["source"], plan["size"], plan["model"])]
     d_min, d_max = min(plan["size"]), max(plan["size"])
     plan["steps"] = [schedule_steps(s, d_min, d_max, config.steps_min, config.steps_max) for s in plan["size"]]
-    return plan.reset_index(drop=True)
+    seeds = [job.seed + i for i in range(job.seeds)]
+    plan = plan.merge(pd.DataFrame({"seed": seeds}), how="cross")
+    return plan.sort_values(["seed", "kind", "source", "size"], kind="stable").reset_index(drop=True)
+
+
+def capacity_model(job: TrainJob) -> TrainConfig:
+    """The TrainConfig of the capacity runs: ``train_config`` with ``capacity_config`` over it."""
+    merged = {**job.train_config, **job.capacity_config}
+    if "model_kwargs" in job.capacity_config and "model" not in job.capacity_config:
+        merged.setdefault("model", config_from(job.train_config, job.world).model)
+    return config_from(merged, job.world)
 
 
 def eval_arrays(world, eval_sets: list[str], eval_size: int, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -632,84 +669,179 @@ def eval_tensors(world, eval_sets: list[str], eval_size: int, seed: int) -> dict
     return {k: (to_tensor(x), torch.as_tensor(y, dtype=torch.long)) for k, (x, y) in eval_arrays(world, eval_sets, eval_size, seed).items()}
 
 
-def run_ladder(job: TrainJob, progress: bool = True, accelerator=None) -> pd.DataFrame:
-    """Train every run of ``job`` (skipping finished ones); write and return ``train/metrics.parquet``."""
-    from synkit.generate import read_images
-    from synkit.worlds import load_world
+class LadderData:
+    """Everything the runs of a job read, built once per process: the world, the eval sets, the
+    real pool and (on first use) each synthetic configuration's images."""
 
+    def __init__(self, job: TrainJob, plan: pd.DataFrame, configs: pd.DataFrame):
+        from synkit.worlds import load_world
+
+        self.job, self.plan, self.configs = job, plan, configs
+        self.study = Path(job.study_dir)
+        self.config = config_from(job.train_config, job.world)
+        self.small = capacity_model(job) if job.capacity_source else None
+        world = load_world(job.world, job.world_root, job.web_size, job.real_size, job.split_seed, job.ood_roots, job.class_map)
+        self.class_names = [c.name for c in world.classes]
+        eval_names = job.eval_sets or ["val", *world.ood_views]
+        self.real = world.split("real")
+        self.files = not hasattr(self.real, "images")  # imagenet / folder: images stream from disk through timm's transforms
+        if self.files:
+            import timm
+
+            data_config = timm.data.resolve_data_config(model=create_model(self.config, len(self.class_names), 3))
+            self.train_tf = timm.data.create_transform(**data_config, is_training=True)
+            eval_tf = timm.data.create_transform(**data_config, is_training=False)
+            self.evals = {}
+            for name in eval_names:
+                split = world.split(name)
+                labels = np.asarray(split.labels)
+                idx = np.sort(balanced_order(labels, job.split_seed)[: job.eval_size]) if job.eval_size else None
+                self.evals[name] = FileImages(split.image, labels, eval_tf, idx)
+        else:
+            self.evals = eval_tensors(world, eval_names, job.eval_size, job.split_seed)
+            self.real_data = (np.asarray(self.real.images), np.asarray(self.real.labels))
+        self.common = {"world": job.world, "web_size": job.web_size, "real_size": job.real_size, "split_seed": job.split_seed,
+                       "eval_sets": eval_names, "eval_size": job.eval_size}
+        self.synthetic: dict[str, tuple] = {}
+
+    def _synthetic(self, name: str):
+        from synkit.generate import read_images
+
+        if name not in self.synthetic:
+            if self.files:
+                shards = ShardImages(self.study / "synthetic" / name)
+                self.synthetic[name] = (shards, None, shards.digest)
+            else:
+                manifest_path = Path(self.configs.set_index("config").loc[name, "manifest"])
+                if not manifest_path.is_absolute() and not manifest_path.exists():
+                    manifest_path = self.study / "synthetic" / name / "manifest.parquet"
+                need = int(self.plan.loc[self.plan["config"] == name, "size"].max())
+                imgs, man = read_images(manifest_path.parent, per_class=-(-need // len(self.class_names)))
+                order = np.lexsort((man["class_index"].to_numpy(), man["index"].to_numpy()))
+                digest = hashlib.sha256("".join(sorted(set(man["shard_sha256"]))).encode()).hexdigest()[:16]
+                self.synthetic[name] = (imgs[order], man["class_index"].to_numpy()[order], digest)  # in memory: 0.8 kB an image
+        return self.synthetic[name]
+
+    def run(self, row: dict, accelerator, progress: bool) -> tuple[pd.DataFrame, dict]:
+        """Train (or reuse) the run of one plan row; return (metrics with the row's columns, info)."""
+        config_name = row["config"] if isinstance(row["config"], str) else None
+        source = Source(row["source"], config_name, row["real_fraction"])
+        synth = self._synthetic(config_name) if config_name else None
+        if self.files:
+            images, labels = file_subset(source, row["size"], self.real, synth[0] if synth else None, self.job.split_seed, self.train_tf), None
+        else:
+            images, labels = subset(source, row["size"], self.real_data, synth[:2] if synth else None, self.job.split_seed)
+        data_key = json.dumps({**self.common, "source": row["source"], "size": row["size"], "shards": synth[2] if synth else None}, sort_keys=True)
+        model_dir = safe_name(row["source"]) if row["model"] == "default" else f"{safe_name(row['source'])}/{row['model']}"
+        run_dir = self.study / "train" / "runs" / model_dir / f"n{row['size']:08d}-s{row['seed']}"
+        run_config = dataclasses.replace(self.small if row["model"] == "small" else self.config, seed=int(row["seed"]))
+        metrics, info = train_run(images, labels, self.evals, self.class_names, row["steps"], run_config, run_dir, data_key, accelerator,
+                                  progress, desc=run_label(row))
+        base = {"source": row["source"], "config": config_name, "real_fraction": row["real_fraction"], "size": row["size"],
+                "steps": row["steps"], "kind": row["kind"], "sweep": row["sweep"], "model": row["model"], "seed": int(row["seed"])}
+        return metrics.assign(**base), {**base, **{k: info[k] for k in ("train_s", "images_per_s", "resumed_from")}}
+
+
+def run_label(row: dict) -> str:
+    return f"{row['source']}{'' if row['model'] == 'default' else ' (' + row['model'] + ' model)'} n={row['size']} seed {row['seed']}"
+
+
+def auto_workers(files: bool = False) -> int:
+    """Processes for independent runs: on a CPU-only machine, one per two cores, at least 2 when
+    there are 2 cores (small models use two single-threaded processes better than one process
+    with two threads: benchmarks/train.py); 1 with a GPU (accelerate owns the devices) or with
+    file-backed data (its loader has workers of its own)."""
+    if files or torch.cuda.is_available():
+        return 1
+    cores = os.cpu_count() or 1
+    return 1 if cores < 2 else min(cores, max(2, cores // 2))
+
+
+_WORKER: dict = {}
+
+
+def die_with_parent() -> None:
+    """Linux: a worker gets SIGKILL when the process that spawned it dies (a killed study leaves no
+    orphan still training); elsewhere a no-op."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _worker_init(job: TrainJob, plan: pd.DataFrame, configs: pd.DataFrame, threads: int) -> None:
+    die_with_parent()
+    torch.set_num_threads(threads)
+    _WORKER["data"] = LadderData(job, plan, configs)
+    _WORKER["accelerator"] = make_accelerator()
+
+
+def _worker_run(row: dict):
+    return _WORKER["data"].run(row, _WORKER["accelerator"], progress=False)
+
+
+def run_plan(rows: list[dict], make_data, worker_init, worker_run, workers: int, progress: bool, desc: str, main: bool = True,
+             initargs: tuple = ()) -> list:
+    """Run ``rows`` in this process (``workers`` <= 1, with ``make_data().run``) or in a pool of
+    ``workers`` spawned processes (each with ``cores // workers`` threads and its own data from
+    ``worker_init(*initargs, threads)``); return the results in row order with one progress bar."""
+    bar = tqdm(total=len(rows), desc=desc, unit="run", disable=not (progress and main))
+    results = [None] * len(rows)
+    if workers <= 1 or len(rows) <= 1:
+        data = make_data()
+        for i, row in enumerate(rows):
+            bar.set_postfix_str(run_label(row) if "model" in row else str(row.get("label", "")))
+            results[i] = data(row)
+            bar.update(1)
+    else:
+        import concurrent.futures as cf
+        import multiprocessing as mp
+
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=worker_init,
+                                    initargs=(*initargs, threads)) as pool:
+            futures = {pool.submit(worker_run, row): i for i, row in enumerate(rows)}
+            for fut in cf.as_completed(futures):
+                results[futures[fut]] = fut.result()  # a run's error stops the ladder here, with its message
+                bar.update(1)
+    bar.close()
+    return results
+
+
+def run_ladder(job: TrainJob, progress: bool = True, accelerator=None, workers: int | None = None) -> pd.DataFrame:
+    """Train every run of ``job`` (skipping finished ones); write and return ``train/metrics.parquet``.
+
+    Runs are independent: with ``workers`` > 1 (default: ``auto_workers``) they train in that many
+    spawned processes at once. Each run's result depends only on its seed and data, so the tables
+    are the same whichever process trained it (within float rounding of the thread count)."""
     study = Path(job.study_dir)
     configs_path = study / "synthetic" / "configs.parquet"
     configs = pd.read_parquet(configs_path) if configs_path.exists() else pd.DataFrame(columns=["config", "prompt_set", "guidance_scale", "images", "manifest"])
     plan = plan_runs(job, configs)
-    config = config_from(job.train_config, job.world)
-    world = load_world(job.world, job.world_root, job.web_size, job.real_size, job.split_seed, job.ood_roots, job.class_map)
-    class_names = [c.name for c in world.classes]
-    eval_names = job.eval_sets or ["val", *world.ood_views]
-    real = world.split("real")
-    files = not hasattr(real, "images")  # imagenet / folder: images stream from disk through timm's transforms
-    if files:
-        import timm
-
-        data_config = timm.data.resolve_data_config(model=create_model(config, len(class_names), 3))
-        train_tf = timm.data.create_transform(**data_config, is_training=True)
-        eval_tf = timm.data.create_transform(**data_config, is_training=False)
-        evals = {}
-        for name in eval_names:
-            split = world.split(name)
-            labels = np.asarray(split.labels)
-            idx = np.sort(balanced_order(labels, job.split_seed)[: job.eval_size]) if job.eval_size else None
-            evals[name] = FileImages(split.image, labels, eval_tf, idx)
-    else:
-        evals = eval_tensors(world, eval_names, job.eval_size, job.split_seed)
-        real_data = (np.asarray(real.images), np.asarray(real.labels))
     if accelerator is None:
         accelerator = make_accelerator()
-    data_common = {"world": job.world, "web_size": job.web_size, "real_size": job.real_size, "split_seed": job.split_seed,
-                   "eval_sets": eval_names, "eval_size": job.eval_size}
-    tables, infos = [], []
-    synthetic_cache: dict[str, tuple[np.ndarray, np.ndarray, str]] = {}
-    bar = tqdm(total=len(plan), desc="training runs", unit="run", disable=not (progress and accelerator.is_main_process))
-    for row in plan.itertuples():
-        synth = None
-        config_name = row.config if isinstance(row.config, str) else None
-        row = row._replace(config=config_name)
-        if files:
-            if row.config is not None and row.config not in synthetic_cache:
-                shards = ShardImages(study / "synthetic" / row.config)
-                synthetic_cache = {row.config: (shards, None, shards.digest)}
-            synth = synthetic_cache[row.config][0] if row.config is not None else None
-            images, labels = file_subset(Source(row.source, row.config, row.real_fraction), row.size, real, synth, job.split_seed, train_tf), None
-        elif row.config is not None:
-            if row.config not in synthetic_cache:
-                manifest_path = Path(configs.set_index("config").loc[row.config, "manifest"])
-                if not manifest_path.is_absolute() and not manifest_path.exists():
-                    manifest_path = study / "synthetic" / row.config / "manifest.parquet"
-                need = int(plan.loc[plan["config"] == row.config, "size"].max())
-                per_class = -(-need // len(class_names))
-                imgs, man = read_images(manifest_path.parent, per_class=per_class)
-                order = np.lexsort((man["class_index"].to_numpy(), man["index"].to_numpy()))
-                digest = hashlib.sha256("".join(sorted(set(man["shard_sha256"]))).encode()).hexdigest()[:16]
-                synthetic_cache = {row.config: (imgs[order], man["class_index"].to_numpy()[order], digest)}
-            synth = synthetic_cache[row.config][:2]
-        if not files:
-            images, labels = subset(Source(row.source, row.config, row.real_fraction), row.size, real_data, synth, job.split_seed)
-        data_key = json.dumps({**data_common, "source": row.source, "size": row.size,
-                               "shards": synthetic_cache[row.config][2] if row.config else None}, sort_keys=True)
-        run_dir = study / "train" / "runs" / safe_name(row.source) / f"n{row.size:08d}"
-        bar.set_postfix_str(f"{row.source} n={row.size}")
-        metrics, info = train_run(images, labels, evals, class_names, row.steps, config, run_dir, data_key, accelerator,
-                                  progress, desc=f"{row.source} n={row.size}")
-        base = {"source": row.source, "config": row.config, "real_fraction": row.real_fraction, "size": row.size,
-                "steps": row.steps, "kind": row.kind, "sweep": row.sweep}
-        tables.append(metrics.assign(**base))
-        infos.append({**base, **{k: info[k] for k in ("train_s", "images_per_s", "resumed_from")}})
-        bar.update(1)
-    bar.close()
-    cols = ["source", "config", "real_fraction", "kind", "sweep", "size", "steps", "eval_set", "class_index", "class_name", "n", "loss", "top1"]
-    table = pd.concat(tables, ignore_index=True)[cols]
+    multi = accelerator.num_processes > 1
+    workers = workers or job.workers
+    if not workers:
+        workers = 1 if multi else auto_workers(files=job.world != "fashion")  # only the fashion world lives in memory
+    rows = plan.to_dict("records")
+    holder: dict = {}
+
+    def in_process():
+        holder["data"] = LadderData(job, plan, configs)
+        return lambda row: holder["data"].run(row, accelerator, progress)
+
+    results = run_plan(rows, in_process, _worker_init, _worker_run, 1 if multi else workers, progress, "training runs",
+                       accelerator.is_main_process, initargs=(job, plan, configs))
+    cols = ["source", "config", "real_fraction", "kind", "sweep", "model", "seed", "size", "steps", "eval_set", "class_index", "class_name",
+            "n", "loss", "top1"]
+    table = pd.concat([m for m, _ in results], ignore_index=True)[cols]
     if accelerator.is_main_process:
         write_parquet(table, study / "train" / "metrics.parquet")
-        write_parquet(pd.DataFrame(infos), study / "train" / "runs.parquet")
+        write_parquet(pd.DataFrame([info for _, info in results]), study / "train" / "runs.parquet")
     return table
 
 

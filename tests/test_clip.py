@@ -56,9 +56,9 @@ def test_tiny_clip_trains_on_each_setup(tmp_path, fashion):
     assert "average" in t1.columns and len(t1) == 9
     assert len(clip.mixed_gain(table)) == 3 * 4
     # same runs again: reused, not retrained
-    stamp = (tmp_path / "runs" / "mixed" / "n00000064" / "run.json").stat().st_mtime_ns
+    stamp = (tmp_path / "runs" / "mixed" / "n00000064-s0" / "run.json").stat().st_mtime_ns
     again = clip.run_ladder(caps, real, synth, evals, tasks, [16, 32, 64], config, tmp_path, progress=False)
-    assert (tmp_path / "runs" / "mixed" / "n00000064" / "run.json").stat().st_mtime_ns == stamp
+    assert (tmp_path / "runs" / "mixed" / "n00000064-s0" / "run.json").stat().st_mtime_ns == stamp
     pd.testing.assert_frame_equal(table, again)
     with pytest.raises(ValueError, match="setup 'both' is unknown"):
         clip.run_ladder(caps, real, synth, evals, tasks, [16], config, tmp_path, setups=("both",), progress=False)
@@ -93,7 +93,7 @@ def test_a_killed_clip_run_resumes_and_matches(tmp_path, fashion, tiny_sd):
     job_file = tmp_path / "job.json"
     job_file.write_text(json.dumps({"study_dir": str(killed), **spec}))
     proc = subprocess.Popen([sys.executable, "-m", "synkit.clip", str(job_file)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ckpt = killed / "clip" / "runs" / "mixed" / "n00000064" / "checkpoint.pt"
+    ckpt = killed / "clip" / "runs" / "mixed" / "n00000064-s0" / "checkpoint.pt"
     deadline = time.time() + 120
     while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.01)

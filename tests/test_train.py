@@ -69,6 +69,30 @@ def test_sources_resolve_and_bad_ones_name_the_valid_choices():
         train.plan_runs(train.TrainJob(study_dir="x", train_config={"lr_max": 1}), configs)
 
 
+def test_plan_repeats_every_run_over_seeds_and_adds_capacity_runs():
+    configs = pd.DataFrame({"config": ["m-classnames-cfg2"], "prompt_set": ["classnames"], "guidance_scale": [2.0], "images": [800]})
+    job = train.TrainJob(study_dir="x", real_size=400, sources=["real", "classnames@2"], sizes=[100, 200, 400, 800], seed=5, seeds=3,
+                         sweep_size=200, capacity_source="classnames@2", capacity_config={"model_kwargs": {"channels": [8, 8, 8, 8]}})
+    plan = train.plan_runs(job, configs)
+    assert sorted(plan["seed"].unique()) == [5, 6, 7]
+    per_seed = plan.groupby("seed").size()
+    assert (per_seed == per_seed.iloc[0]).all()
+    # real 3 sizes + classnames 4 sizes (its 200 run is also the sweep run) + 4 capacity runs, per seed
+    assert per_seed.iloc[0] == 3 + 4 + 4
+    small = plan[plan["model"] == "small"]
+    assert set(small["kind"]) == {"capacity"} and sorted(small["size"].unique()) == [100, 200, 400, 800]
+    assert plan.loc[(plan["kind"] == "ladder") & (plan["size"] == 200) & (plan["source"] == "m-classnames-cfg2"), "sweep"].all()
+    assert not small["sweep"].any()
+    assert train.capacity_model(job).model_kwargs == {"channels": [8, 8, 8, 8]}
+    with pytest.raises(ValueError, match="seeds=0 is invalid"):
+        train.plan_runs(train.TrainJob(study_dir="x", real_size=400, sizes=[100, 200, 400], seeds=0), configs)
+    with pytest.raises(ValueError, match="capacity_config is empty"):
+        train.plan_runs(train.TrainJob(study_dir="x", real_size=400, sizes=[100, 200, 400], capacity_source="real"), configs)
+    with pytest.raises(ValueError, match="train_config key 'width' is unknown"):
+        train.plan_runs(train.TrainJob(study_dir="x", real_size=400, sizes=[100, 200, 400], capacity_source="real",
+                                       capacity_config={"width": 3}), configs)
+
+
 def test_step_batches_resume_where_they_stopped():
     full = list(train.StepBatches(100, 16, steps=20, seed=1))
     assert len(full) == 20 and all(len(b) == 16 for b in full)
@@ -97,18 +121,21 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_matches(tmp_path, fashion)
     job_file = tmp_path / "job.json"
     job_file.write_text(json.dumps(vars(_job(killed))))
     proc = subprocess.Popen([sys.executable, "-m", "synkit.train", str(job_file)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ckpt = killed / "train" / "runs" / "real" / "n00000200" / "checkpoint.pt"
+    ckpt = killed / "train" / "runs" / "real" / "n00000200-s0" / "checkpoint.pt"
     deadline = time.time() + 120
     while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert ckpt.exists(), "the run never wrote a checkpoint before it was killed"
-    assert (killed / "train" / "runs" / "real" / "n00000100" / "run.json").exists()
-    assert not (killed / "train" / "runs" / "real" / "n00000200" / "run.json").exists()
+    assert not (killed / "train" / "runs" / "real" / "n00000200-s0" / "run.json").exists()
+    time.sleep(1)  # the training workers die with their parent (PR_SET_PDEATHSIG): nothing keeps writing
+    stamp = {p: p.stat().st_mtime_ns for p in killed.rglob("*")}
+    time.sleep(1.5)
+    assert {p: p.stat().st_mtime_ns for p in killed.rglob("*") if p.exists()} == stamp
     resumed = train.run_ladder(_job(killed), progress=False)
     runs = pd.read_parquet(killed / "train" / "runs.parquet").set_index("size")
-    assert runs.loc[200, "resumed_from"] > 0 and runs.loc[400, "resumed_from"] == 0
+    assert runs.loc[200, "resumed_from"] > 0
     assert not ckpt.exists()
     a, b = reference.sort_values(["size", "eval_set", "class_index"]), resumed.sort_values(["size", "eval_set", "class_index"])
     np.testing.assert_allclose(a["loss"].to_numpy(), b["loss"].to_numpy(), atol=1e-3)
