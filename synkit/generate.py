@@ -235,6 +235,9 @@ def finish(image: np.ndarray, resolution: int, resize_mode: str, mode: str) -> I
     return im
 
 
+MAX_CACHED_PROMPTS = 20_000  # distinct prompts whose embeddings are kept for a whole configuration
+
+
 def prompt_embeddings(pipe, prompts: list[str], batch_size: int = 256):
     """``prompt_embeds`` and ``negative_prompt_embeds`` (the empty prompt) for a Stable Diffusion
     pipeline, each distinct prompt encoded once through the pipeline's own ``encode_prompt``, so
@@ -419,10 +422,24 @@ def generate_config(job: GenJob, rank: int = 0, world_size: int = 1, pipe=None, 
         bar = tqdm(total=todo, desc=job.name if world_size == 1 else f"{job.name} [{rank}]", unit="img", disable=not progress, position=rank)
         from diffusers import StableDiffusionPipeline
 
+        import torch
+
         precompute = isinstance(pipe, StableDiffusionPipeline) and not stages
+        if precompute:  # each distinct prompt of this process's shards encoded once per configuration, not once per shard
+            prompts = pd.concat([plan.iloc[k * job.shard_size : (k + 1) * job.shard_size]["prompt"] for k in mine])
+            unique = list(dict.fromkeys(prompts))
+            if len(unique) <= MAX_CACHED_PROMPTS:
+                cached, negative = prompt_embeddings(pipe, unique, job.batch_size)
+                position = {p: i for i, p in enumerate(unique)}
+            else:  # caption mode at web scale: one embedding table would not fit; encode per shard
+                cached = None
         for k in mine:
             rows = plan.iloc[k * job.shard_size : (k + 1) * job.shard_size]
-            table = prompt_embeddings(pipe, rows["prompt"].tolist(), job.batch_size) if precompute else None
+            if precompute and cached is not None:
+                idx = torch.tensor([position[p] for p in rows["prompt"]])
+                table = (cached[idx], negative[:1].expand(len(idx), *negative.shape[1:]))
+            else:
+                table = prompt_embeddings(pipe, rows["prompt"].tolist(), job.batch_size) if precompute else None
             images: list[Image.Image] = []
             for b in range(0, len(rows), job.batch_size):
                 batch = rows.iloc[b : b + job.batch_size]

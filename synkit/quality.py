@@ -41,7 +41,7 @@ class ReferenceConfig:
     split_seed: int = 0
     seed: int = 0
     width: int = 32  # channels of the first block; doubled twice
-    epochs: int = 20
+    epochs: int = 12  # 20 before: 1.7x faster at about the same val top-1 (closing note of the speed issue)
     batch_size: int = 128
     lr: float = 3e-3
 

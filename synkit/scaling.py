@@ -321,3 +321,25 @@ def mix_table(metrics: pd.DataFrame, real_fit, d_i: float, eval_set: str = "val"
                          "exchange_rate": (size - n_real) / (d_eq - n_real) if d_eq > n_real else float("inf"),
                          "extrapolated": bool(d_eq > real["size"].max())})
     return pd.DataFrame(rows)
+
+
+def study_fits(metrics: pd.DataFrame, d_i: float, alpha: float = 0.05, n_boot: int = 1000, seed: int = 0,
+               detect_bend: bool = True) -> dict[str, pd.DataFrame]:
+    """Every table 05_scaling writes under ``scaling/``, from 04's metrics: ``fits`` (each ladder
+    source, eval set and metric over sizes up to D_I, the range comparisons use), ``fits_extended``
+    (the whole ladder, past D_I, with the bend search), ``capacity`` (small vs default model, when
+    trained) and ``mix`` (real + synthetic vs real, when on the ladder)."""
+    overall = metrics[(metrics["class_index"] == -1) & (metrics["kind"] == "ladder")]
+    out = {
+        "fits": pd.concat([fit_table(overall, d_i, m, alpha=alpha, n_boot=n_boot, seed=seed, detect_bend=detect_bend, max_size=d_i)
+                           for m in ("loss", "error")], ignore_index=True),
+        "fits_extended": pd.concat([fit_table(overall, d_i, m, alpha=alpha, n_boot=n_boot, seed=seed, detect_bend=detect_bend)
+                                    for m in ("loss", "error")], ignore_index=True),
+    }
+    if "model" in metrics and (metrics["model"] == "small").any():
+        out["capacity"] = capacity_table(metrics, d_i, metrics.loc[metrics["model"] == "small", "source"].iloc[0], alpha=alpha, n_boot=n_boot)
+    fits = out["fits"]
+    real = fits[(fits["metric"] == "loss") & (fits["eval_set"] == "val") & (fits["source"] == "real")]
+    if len(real) and overall["source"].str.contains(r"\+real:", regex=True).any():
+        out["mix"] = mix_table(metrics, real.iloc[0], d_i, alpha=alpha)
+    return out

@@ -585,6 +585,7 @@ class TrainJob:
     sweep_size: int = 0  # > 0: also train every generated configuration at this size
     eval_sets: list = field(default_factory=list)  # empty: val and every OOD view
     eval_size: int = 0  # > 0: a class-balanced subset of each eval set
+    ood_eval_size: int = 0  # > 0: a class-balanced subset of each OOD view (0: eval_size); sweep and capacity runs evaluate on val only
     train_config: dict = field(default_factory=dict)
     seed: int = 0  # the study seed: the first training seed
     seeds: int = 1  # training seeds per run: seed, seed + 1, ...
@@ -698,10 +699,12 @@ class LadderData:
                 idx = np.sort(balanced_order(labels, job.split_seed)[: job.eval_size]) if job.eval_size else None
                 self.evals[name] = FileImages(split.image, labels, eval_tf, idx)
         else:
-            self.evals = eval_tensors(world, eval_names, job.eval_size, job.split_seed)
+            self.evals = eval_tensors(world, eval_names[:1], job.eval_size, job.split_seed)
+            self.evals.update(eval_tensors(world, eval_names[1:], job.ood_eval_size or job.eval_size, job.split_seed))
             self.real_data = (np.asarray(self.real.images), np.asarray(self.real.labels))
         self.common = {"world": job.world, "web_size": job.web_size, "real_size": job.real_size, "split_seed": job.split_seed,
-                       "eval_sets": eval_names, "eval_size": job.eval_size}
+                       "eval_size": job.eval_size, "ood_eval_size": job.ood_eval_size}
+        self.eval_names = eval_names
         self.synthetic: dict[str, tuple] = {}
 
     def _synthetic(self, name: str):
@@ -731,11 +734,15 @@ class LadderData:
             images, labels = file_subset(source, row["size"], self.real, synth[0] if synth else None, self.job.split_seed, self.train_tf), None
         else:
             images, labels = subset(source, row["size"], self.real_data, synth[:2] if synth else None, self.job.split_seed)
-        data_key = json.dumps({**self.common, "source": row["source"], "size": row["size"], "shards": synth[2] if synth else None}, sort_keys=True)
+        # the curve runs (ladder) are measured on every eval set; sweep and capacity runs answer questions about val only
+        names = self.eval_names if row["kind"] == "ladder" else self.eval_names[:1]
+        evals = {k: self.evals[k] for k in names}
+        data_key = json.dumps({**self.common, "eval_sets": names, "source": row["source"], "size": row["size"],
+                               "shards": synth[2] if synth else None}, sort_keys=True)
         model_dir = safe_name(row["source"]) if row["model"] == "default" else f"{safe_name(row['source'])}/{row['model']}"
         run_dir = self.study / "train" / "runs" / model_dir / f"n{row['size']:08d}-s{row['seed']}"
         run_config = dataclasses.replace(self.small if row["model"] == "small" else self.config, seed=int(row["seed"]))
-        metrics, info = train_run(images, labels, self.evals, self.class_names, row["steps"], run_config, run_dir, data_key, accelerator,
+        metrics, info = train_run(images, labels, evals, self.class_names, row["steps"], run_config, run_dir, data_key, accelerator,
                                   progress, desc=run_label(row))
         base = {"source": row["source"], "config": config_name, "real_fraction": row["real_fraction"], "size": row["size"],
                 "steps": row["steps"], "kind": row["kind"], "sweep": row["sweep"], "model": row["model"], "seed": int(row["seed"])}
