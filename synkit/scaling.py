@@ -275,23 +275,64 @@ def ranking(fits: pd.DataFrame, eval_set: str = "val") -> pd.DataFrame:
     return fits[fits["eval_set"] == eval_set][cols].sort_values("k", ascending=False).reset_index(drop=True)
 
 
+def hinge_change(sizes, values, at: float) -> dict:
+    """The change of slope at ``at`` in log-log space (OLS of log L on log D and max(0, log D - log at)):
+    > 0 means the curve flattens there. Returns bend_change, bend_change_se and df_resid."""
+    d, v = _check(sizes, values, "loss")
+    x, y = np.log(d), np.log(v)
+    X = np.column_stack([x, np.maximum(0.0, x - math.log(at))])
+    import statsmodels.api as sm
+
+    res = sm.OLS(y, sm.add_constant(X, has_constant="add")).fit()
+    return {"bend_change": float(res.params[2]), "bend_change_se": float(res.bse[2]), "df_resid": float(res.df_resid), "hinge_size": float(at)}
+
+
 def capacity_table(metrics: pd.DataFrame, d_i: float, source: str, eval_set: str = "val", alpha: float = 0.05,
                    n_boot: int = 1000) -> pd.DataFrame:
-    """The capacity test on one source: for the small and the default model, the val-loss fit over
-    the whole ladder with the bend search (``span="all"``) and the fit over its top three sizes
-    (``span="top"``: does the model still scale where the small one may have bent?)."""
+    """The capacity test on one source, for the small and the default model: the val-loss fit over
+    the whole ladder with the bend search (``span="all"``), the fit over the top three sizes
+    (``span="top"``), and (``span="hinge"``) the change of slope of each model at one hinge, the
+    small model's bend size (or its best hinge when none is significant), so that the two
+    models' flattening at the same size can be compared."""
     over = metrics[(metrics["class_index"] == -1) & (metrics["eval_set"] == eval_set) & (metrics["source"] == source)]
     over = over[over["kind"].isin(["ladder", "capacity"])]
-    rows = []
+    rows, parts = [], {}
     for model in ("small", "default"):
         part = over[over["model"] == model]
         if part["size"].nunique() < 3:
             raise ValueError(f"the {model} model has {part['size'].nunique()} sizes of {source!r}; the capacity test needs >= 3.")
+        parts[model] = part
         top = sorted(part["size"].unique())[-3:]
         for span, rows_of, bend in (("all", part, True), ("top", part[part["size"].isin(top)], False)):
             fit = fit_table(rows_of, d_i, "loss", alpha=alpha, n_boot=n_boot, detect_bend=bend)
             rows.append(fit.assign(model=model, span=span))
+    small_all = rows[0].iloc[0]
+    hinge = small_all["bend_size"]
+    if not (isinstance(hinge, float) and np.isfinite(hinge)):
+        small = parts["small"]
+        distinct = np.unique(small["size"])
+        if len(distinct) >= 5:  # the small model's best hinge, significant or not
+            sse = []
+            for h in distinct[2:-1]:
+                sse.append((float(np.sum(np.square(_ols_hinge_resid(small["size"], small["loss"], h)))), float(h)))
+            hinge = min(sse)[1]
+        else:
+            hinge = None
+    if hinge is not None:
+        for model in ("small", "default"):
+            part = parts[model]
+            if part["size"].nunique() >= 4:
+                rows.append(pd.DataFrame([{"source": source, "eval_set": eval_set, "metric": "loss", "model": model, "span": "hinge",
+                                           **hinge_change(part["size"], part["loss"], hinge),
+                                           "fit_min_size": float(part["size"].min()), "fit_max_size": float(part["size"].max())}]))
     return pd.concat(rows, ignore_index=True)
+
+
+def _ols_hinge_resid(sizes, values, at: float) -> np.ndarray:
+    x, y = np.log(np.asarray(sizes, float)), np.log(np.asarray(values, float))
+    X = np.column_stack([np.ones(len(x)), x, np.maximum(0.0, x - math.log(at))])
+    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+    return y - X @ coef
 
 
 def mix_table(metrics: pd.DataFrame, real_fit, d_i: float, eval_set: str = "val", alpha: float = 0.05) -> pd.DataFrame:
