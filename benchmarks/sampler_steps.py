@@ -1,0 +1,62 @@
+"""Sampler steps of the embedded model: images/s and quality at each number of steps, in one run.
+
+For each steps value, the same seeded class-name prompts at each CFG are generated through the
+study's own path (``generate.render`` with precomputed prompt embeddings, bf16 autocast) and scored
+by 03's reference classifier (recognizability = mean per-class F1, diversity = mean per-class
+feature spread). Images/s is reported as a ratio to the first steps value.
+
+    python benchmarks/sampler_steps.py --steps 6,5,4 --cfg 2,8 --per-class 100
+
+Needs the cached embedded model and reference classifier (outputs/models/, made by a study run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from synkit import generate, quality, t2i
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models-dir", default="outputs/models")
+    ap.add_argument("--steps", default="6,5,4")
+    ap.add_argument("--cfg", default="2,8")
+    ap.add_argument("--per-class", type=int, default=100)
+    ap.add_argument("--batch", type=int, default=500)
+    args = ap.parse_args()
+    pipe_dir = t2i.ensure_t2i(t2i.T2IConfig(), args.models_dir)
+    model, info = quality.load_reference(quality.ensure_reference(quality.ReferenceConfig(), args.models_dir))
+    from synkit.worlds import load_world
+
+    names = [c.name for c in load_world("fashion").classes]
+    labels = np.repeat(np.arange(len(names)), args.per_class)
+    prompts = [names[c] for c in labels]
+    pipe = generate.load_pipeline(str(pipe_dir), "bfloat16", scheduler=None)
+    print(f"reference val top-1 {info['val_top1']:.3f}; {len(prompts)} class-name images per (steps, CFG)")
+    base = None
+    for steps in (int(s) for s in args.steps.split(",")):
+        for cfg in (float(c) for c in args.cfg.split(",")):
+            job = generate.GenJob(prompts="", prompt_set="classnames", guidance_scale=cfg, images_per_class=args.per_class, out_dir="x",
+                                  generator=str(pipe_dir), steps=steps, resolution=28, resize_mode="resize", mode="L", dtype="bfloat16",
+                                  batch_size=args.batch)
+            embeds = generate.prompt_embeddings(pipe, prompts, args.batch)
+            t0 = time.perf_counter()
+            images = []
+            for b in range(0, len(prompts), args.batch):
+                images += generate.render(pipe, job, prompts[b : b + args.batch], list(range(b, b + args.batch))[: len(prompts[b : b + args.batch])],
+                                          embeds=(embeds[0][b : b + args.batch], embeds[1][b : b + args.batch]))
+            rate = len(images) / (time.perf_counter() - t0)
+            arrays = np.stack([np.asarray(im) for im in images])
+            pred, feats = quality.predict(model, arrays)
+            table = quality.per_class_quality(pred, feats, labels, len(names))
+            base = base or rate
+            print(f"steps {steps} CFG {cfg:g}: {rate:.0f} images/s ({rate / base:.2f}x of the first), "
+                  f"recognizability {table['f1'].mean():.3f}, diversity {table['diversity'].mean():.3f}")
+
+
+if __name__ == "__main__":
+    main()
