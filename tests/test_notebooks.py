@@ -100,7 +100,7 @@ def test_scaling_notebook_fits_every_source_and_eval_set(smoke):
     assert "05_scaling done in" in log
     rec = read_records(folder / "notebooks" / "05_scaling.ipynb")
     fits = pd.read_parquet(folder / "scaling" / "fits.parquet")
-    assert len(fits) == (2 * 3 + 1) * 2  # (real, in_captions on 3 eval sets; the mix on val) x (loss, error)
+    assert len(fits) == 3 * 3 * 2  # (real, in_captions, the mix) x 3 eval sets x (loss, error)
     assert fits["n_seeds"].eq(2).all() and fits["fit_max_size"].le(2000).all()  # every seed pooled; sizes up to D_I
     sources = ("real", "embedded-in_captions-cfg4")
     assert {f"{s}|{e}" for s in sources for e in ("val", "sketch", "silhouette")} <= set(rec["k"])
