@@ -1,7 +1,8 @@
-"""A ladder of independent training runs: in this process (one run at a time, every core) against
-``train.auto_workers()`` spawned processes (one run each, cores split between them), in one run of
-this script, and their ratio. Also the largest difference of any run's val loss between the two
-(thread counts change float rounding, nothing else).
+"""A ladder of independent training runs: in this process (one run at a time) against
+``train.auto_workers()`` spawned processes, in one run of this script, and their ratio. Every run
+trains with ``train.run_threads()`` threads either way, so the two tables must be identical (the
+largest difference of any val loss is printed); for reference, the in-process ladder is also timed
+with every core on each run (different float rounding, so different numbers).
 
     python benchmarks/ladder.py                  # 3 sizes x 2 seeds of real fashion images
     python benchmarks/ladder.py --seeds 3 --steps-max 300
@@ -35,22 +36,32 @@ def main() -> None:
     config = {"steps_min": args.steps_min, "steps_max": args.steps_max, "batch_size": 128}
     print(f"{len(sizes)} sizes x {args.seeds} seeds of real images, {args.steps_min}-{args.steps_max} steps, eval on {args.eval_size}; "
           f"parallel side: {workers} processes")
-    times = {1: [], workers: []}
+    times = {1: [], workers: [], "all cores": []}
     tables = {}
     for r in range(args.repeats):
-        for w in (1, workers):
+        for w in (1, workers, "all cores"):
             with tempfile.TemporaryDirectory() as tmp:
                 job = train.TrainJob(study_dir=tmp, sources=["real"], sizes=sizes, seeds=args.seeds, eval_size=args.eval_size,
-                                     train_config=config, workers=w)
+                                     train_config=config, workers=1 if w == "all cores" else w)
                 t0 = time.perf_counter()
-                tables[w] = train.run_ladder(job, progress=False)
+                if w == "all cores":  # bypass run_threads: one run at a time on every core
+                    original = train.run_threads
+                    train.run_threads = lambda: None
+                    try:
+                        tables[w] = train.run_ladder(job, progress=False)
+                    finally:
+                        train.run_threads = original
+                else:
+                    tables[w] = train.run_ladder(job, progress=False)
                 times[w].append(time.perf_counter() - t0)
             print(f"  repeat {r}: {w} process(es): {times[w][-1]:.1f} s")
     a, b = (tables[w].sort_values(["seed", "size", "eval_set", "class_index"])["loss"].to_numpy() for w in (1, workers))
-    print(f"in-process:          {min(times[1]):.1f} s for {len(sizes) * args.seeds} runs")
-    print(f"{workers} worker processes: {min(times[workers]):.1f} s")
-    print(f"ratio (speed-up) workers / in-process: {min(times[1]) / min(times[workers]):.2f}")
-    print(f"largest |val loss difference| between the two: {np.abs(a - b).max():.4f}")
+    print(f"in-process, run_threads() threads: {min(times[1]):.1f} s for {len(sizes) * args.seeds} runs")
+    print(f"in-process, every core per run:    {min(times['all cores']):.1f} s (other float rounding)")
+    print(f"{workers} worker processes:              {min(times[workers]):.1f} s")
+    print(f"ratio workers / in-process (same threads): {min(times[1]) / min(times[workers]):.2f}")
+    print(f"ratio workers / in-process (every core):   {min(times['all cores']) / min(times[workers]):.2f}")
+    print(f"largest |loss difference| between workers and in-process (same threads): {np.abs(a - b).max():.6f}")
 
 
 if __name__ == "__main__":

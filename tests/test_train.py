@@ -206,3 +206,15 @@ def test_pretrained_timm_reference_from_a_local_file(tmp_path):
         quality.load_timm_reference("test_vit", str(tmp_path / "nope.safetensors"), 3)
     with pytest.raises(ValueError, match="reference_model 'vit_huge_9000' is not a timm model name"):
         quality.load_timm_reference("vit_huge_9000", str(tmp_path / "ref.safetensors"), 3)
+
+
+def test_worker_processes_give_the_same_tables_as_one_process(tmp_path, fashion):
+    """Every CPU run trains with train.run_threads() threads, in the kernel or in a worker: the same numbers."""
+    tables = []
+    for workers in (1, 2):
+        job = _job(tmp_path / f"w{workers}")
+        job.train_config = {**SMALL, "steps_min": 5, "steps_max": 10}
+        job.seeds, job.workers = 2, workers
+        tables.append(train.run_ladder(job, progress=False).sort_values(["seed", "size", "eval_set", "class_index"], ignore_index=True))
+    assert len(tables[0]) == 2 * 3 * 3 * 11
+    pd.testing.assert_frame_equal(tables[0], tables[1])
