@@ -148,6 +148,11 @@ def fmt(value: float, lo: float | None = None, hi: float | None = None, digits: 
     return f"{value:.{d}f}"
 
 
+def fmt_k(fit) -> str:
+    """A fit's k with its interval (a row of a fit table)."""
+    return fmt(fit["k"], fit["k_lo"], fit["k_hi"])
+
+
 def fmt_test(test: dict, digits: int | None = None) -> str:
     return fmt(test["diff"], test.get("lo"), test.get("hi"), digits)
 
@@ -256,11 +261,11 @@ def findings(study_dir: str | Path) -> pd.DataFrame:
     # 1. power law
     if synth:
         parts = [(s, power_law_verdict(val.loc[s])) for s in synth]
-        why = "; ".join(f"{lab(s)}: k = {fmt(val.loc[s, 'k'], val.loc[s, 'k_lo'], val.loc[s, 'k_hi'])}, lack of fit {_p(val.loc[s, 'lof_p'])} -> {v}"
+        why = "; ".join(f"{lab(s)}: k = {fmt_k(val.loc[s])}, lack of fit {_p(val.loc[s, 'lof_p'])} -> {v}"
                         for s, v in parts)
         rng = f"{int(val.loc[synth, 'fit_min_size'].min())}-{int(val.loc[synth, 'fit_max_size'].max())} images"
         add(1, "Loss on synthetic images falls as a power law of their number (Sec. 4.3)", PAPER["range"],
-            f"val loss over {rng}, {int(val.loc[synth[0], 'n_seeds'])} seeds: " + ", ".join(f"{lab(s)} k = {fmt(val.loc[s, 'k'], val.loc[s, 'k_lo'], val.loc[s, 'k_hi'])}" for s in synth),
+            f"val loss over {rng}, {int(val.loc[synth[0], 'n_seeds'])} seeds: " + ", ".join(f"{lab(s)} k = {fmt_k(val.loc[s])}" for s in synth),
             why, combine([v for _, v in parts]))
     else:
         add(1, "Loss on synthetic images falls as a power law of their number (Sec. 4.3)", PAPER["range"], "no synthetic ladder",
@@ -273,7 +278,7 @@ def findings(study_dir: str | Path) -> pd.DataFrame:
         r = val.loc["real"]
         add(2, "Real images scale better than synthetic ones in-domain: larger k on val (Sec. 4.3)",
             "real's k above every synthetic configuration's on ImageNet val (Figure 1, Figure 3; k not printed)",
-            f"real k = {fmt(r['k'], r['k_lo'], r['k_hi'])}; best synthetic {lab(best)} k = {fmt(val.loc[best, 'k'], val.loc[best, 'k_lo'], val.loc[best, 'k_hi'])}",
+            f"real k = {fmt_k(r)}; best synthetic {lab(best)} k = {fmt_k(val.loc[best])}",
             f"k(real) - k({lab(best)}) = {fmt_test(t)} (Welch), one-sided {_p(t['p_greater'])}", directional(t))
     else:
         add(2, "Real images scale better than synthetic ones in-domain (Sec. 4.3)", "real's k above synthetic", "no real or synthetic fit",
@@ -291,8 +296,8 @@ def findings(study_dir: str | Path) -> pd.DataFrame:
         worst = min(tests, key=lambda st: st[1]["diff"])
         add(4, "Diverse prompts (captions, templates) give steeper scaling than class names (Sec. 4.2-4.3)",
             "class names with the default CFG scale poorly; IN-Captions and templates scale better (Figure 3)",
-            f"{lab(top)} k = {fmt(val.loc[top, 'k'], val.loc[top, 'k_lo'], val.loc[top, 'k_hi'])}; "
-            + ", ".join(f"{lab(s)} k = {fmt(val.loc[s, 'k'], val.loc[s, 'k_lo'], val.loc[s, 'k_hi'])}" for s in named),
+            f"{lab(top)} k = {fmt_k(val.loc[top])}; "
+            + ", ".join(f"{lab(s)} k = {fmt_k(val.loc[s])}" for s in named),
             f"k({lab(top)}) - k({lab(worst[0])}) = {fmt_test(worst[1])}, one-sided {_p(worst[1]['p_greater'])}", directional(worst[1]))
     else:
         add(4, "Diverse prompts give steeper scaling than class names (Sec. 4.2-4.3)", "Figure 3",
@@ -568,8 +573,8 @@ def _clip_rows(add, clip_metrics, clip_fits, val, best, d: Path) -> None:
         t_a = scaling.compare(cf.loc["real"], cf.loc["synthetic"])
         add("8a", "CLIP: synthetic images scale slightly worse than real ones: smaller k (Sec. 5.2)",
             "synthetic's slope is below real's, by less than in supervised training (Figure 8; k not printed)",
-            f"zero-shot val loss k: real {fmt(cf.loc['real', 'k'], cf.loc['real', 'k_lo'], cf.loc['real', 'k_hi'])}, "
-            f"synthetic {fmt(cf.loc['synthetic', 'k'], cf.loc['synthetic', 'k_lo'], cf.loc['synthetic', 'k_hi'])}",
+            f"zero-shot val loss k: real {fmt_k(cf.loc['real'])}, "
+            f"synthetic {fmt_k(cf.loc['synthetic'])}",
             f"k(real) - k(synthetic) = {fmt_test(t_a)}, one-sided {_p(t_a['p_greater'])}", directional(t_a))
         if val is not None and best is not None and "real" in val.index:
             t = ratio_test(cf.loc["synthetic"], cf.loc["real"], val.loc[best], val.loc["real"])
@@ -600,5 +605,5 @@ def _clip_rows(add, clip_metrics, clip_fits, val, best, d: Path) -> None:
         parts = [(s, power_law_verdict(cf.loc[s])) for s in ("real", "synthetic", "mixed") if s in cf.index]
         add(13, "CLIP: zero-shot loss follows a power law of the caption count in every setup (Sec. 5.2)",
             "power law below ~64M captions for real, synthetic and mixed; " + PAPER["clip"],
-            ", ".join(f"{s} k = {fmt(cf.loc[s, 'k'], cf.loc[s, 'k_lo'], cf.loc[s, 'k_hi'])}" for s, _ in parts),
+            ", ".join(f"{s} k = {fmt_k(cf.loc[s])}" for s, _ in parts),
             "; ".join(f"{s}: lack of fit {_p(cf.loc[s, 'lof_p'])} -> {vd}" for s, vd in parts), combine([vd for _, vd in parts]))
