@@ -88,7 +88,7 @@ def k_bars(fits: pd.DataFrame, title: str = "Scaling ability k per source and ev
     intervals. ``fits``: source, eval_set, k, k_lo, k_hi (a loss fit table)."""
     data = fits[["source", "eval_set", "k", "k_lo", "k_hi"]].assign(kind=lambda t: np.where(t["source"] == "real", "real", "synthetic"))
     base = alt.Chart(data).encode(y=alt.Y("source:N", title=None, sort=alt.SortField("k", order="descending")))
-    bars = base.mark_bar().encode(x=alt.X("k:Q", title="k (val loss slope, log-log)"),
+    bars = base.mark_bar().encode(x=alt.X("k:Q", title="k: minus the slope of log loss on log D (sizes up to D_I)"),
                                   color=alt.Color("kind:N", scale=alt.Scale(domain=["real", "synthetic"], range=["#d62728", "#1f77b4"]), title=None),
                                   tooltip=["source", "eval_set", alt.Tooltip("k:Q", format=".3f"), alt.Tooltip("k_lo:Q", format=".3f"), alt.Tooltip("k_hi:Q", format=".3f")])
     whiskers = base.mark_rule(color="black").encode(x="k_lo:Q", x2="k_hi:Q")
