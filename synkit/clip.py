@@ -383,8 +383,6 @@ def run_ladder(captions: pd.DataFrame, real_images: np.ndarray, synthetic_images
     over ``evals`` (name -> uint8 images, labels); returns and writes ``metrics.parquet`` and ``runs.parquet``.
     Runs are independent: with ``workers`` > 1 (default ``train.auto_workers()``) they train in that
     many spawned processes at once."""
-    import open_clip
-
     register_models()
     out = Path(out_dir)
     if len(real_images) != len(captions) or len(synthetic_images) != len(captions):

@@ -173,15 +173,6 @@ def seed_values(metrics: pd.DataFrame, **where) -> np.ndarray:
     return rows.sort_values("seed")[column].to_numpy(float)
 
 
-def _row(table: pd.DataFrame | None, **where):
-    if table is None:
-        return None
-    rows = table
-    for key, value in where.items():
-        rows = rows[rows[key] == value]
-    return None if rows.empty else rows.iloc[0]
-
-
 def spearman_by_cluster(x, y, clusters, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05) -> dict:
     """Spearman's rho of x and y with a bootstrap interval that resamples whole clusters."""
     table = pd.DataFrame({"x": x, "y": y, "c": clusters}).dropna()
@@ -236,7 +227,7 @@ def findings(study_dir: str | Path) -> pd.DataFrame:
         return pd.read_parquet(path) if path.exists() else None
 
     names = short_names(d)
-    fits, ext, capacity = read("scaling/fits.parquet"), read("scaling/fits_extended.parquet"), read("scaling/capacity.parquet")
+    fits, capacity = read("scaling/fits.parquet"), read("scaling/capacity.parquet")
     mix = read("scaling/mix.parquet")
     metrics = read("train/metrics.parquet")
     quality = read("quality/per_class.parquet")
