@@ -6,6 +6,7 @@ by 03's reference classifier (recognizability = mean per-class F1, diversity = m
 feature spread). Images/s is reported as a ratio to the first steps value.
 
     python benchmarks/sampler_steps.py --steps 6,5,4 --cfg 2,8 --per-class 100
+    python benchmarks/sampler_steps.py --set unet_steps=600 --set vae_steps=300   # another training schedule
 
 Needs the cached embedded model and reference classifier (outputs/models/, made by a study run).
 """
@@ -27,8 +28,10 @@ def main() -> None:
     ap.add_argument("--cfg", default="2,8")
     ap.add_argument("--per-class", type=int, default=100)
     ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="a T2IConfig field of the embedded model to measure (trained and cached if new), repeatable")
     args = ap.parse_args()
-    pipe_dir = t2i.ensure_t2i(t2i.T2IConfig(), args.models_dir)
+    pipe_dir = t2i.ensure_t2i(t2i.parse_overrides(args.overrides), args.models_dir)
     model, info = quality.load_reference(quality.ensure_reference(quality.ReferenceConfig(), args.models_dir))
     from synkit.worlds import load_world
 

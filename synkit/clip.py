@@ -399,7 +399,7 @@ def run_ladder(captions: pd.DataFrame, real_images: np.ndarray, synthetic_images
     if workers is None:  # open_clip's ImageNet templates are lambdas, which do not pickle to a worker: those run in-process
         workers = train.auto_workers(files=any(callable(t) for t in templates))
     results = train.run_plan(rows, lambda: ClipRuns(*args, progress=progress).run, _worker_init, _worker_run, workers, progress, "CLIP runs",
-                             initargs=args)
+                             initargs=args, cost=lambda row: row["n"] + 600)  # + 600: the zero-shot evaluation, about 600 captions' time
     table = pd.concat([m for m, _ in results], ignore_index=True)[["setup", "scale", "seed", "eval_set", "task", "top1", "loss"]]
     write_parquet(table, out / "metrics.parquet")
     write_parquet(pd.DataFrame([info for _, info in results]), out / "runs.parquet")
@@ -428,9 +428,11 @@ class ClipRuns:
         caps = self.captions.iloc[:n]
         metrics, info = train_clip(
             bank, self.tokens[:n], setup, dataclasses.replace(self.config, seed=seed), self.out / "runs" / setup / f"n{n:08d}-s{seed}",
-            lambda m: zero_shot(m, self.tokenizer, self.evals, self.tasks, self.templates, autocast=self.config.mixed_precision != "no"),
+            # zero-shot image features in bf16 autocast whatever the training precision: 1.9x faster on this CPU (fp32 training of
+            # this small CLIP is the faster one); the logits and their softmax are float32
+            lambda m: zero_shot(m, self.tokenizer, self.evals, self.tasks, self.templates, autocast=True),
             data_key=json.dumps({"captions": caps["caption_id"].tolist()[-3:], "text": caps["caption"].tolist()[-3:],
-                                 "eval": self.eval_key, "n": n}, sort_keys=True),
+                                 "eval": self.eval_key, "eval_precision": "bf16", "n": n}, sort_keys=True),
             progress=self.progress, desc=row["label"],
         )
         return metrics.assign(setup=setup, scale=n, seed=seed), {**{k: info[k] for k in ("setup", "captions", "steps", "train_s", "pairs_per_s", "resumed_from")}, "seed": seed}

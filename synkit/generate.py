@@ -388,10 +388,8 @@ def _drop_bad_shards(out: Path) -> None:
             p.unlink()
 
 
-def generate_config(job: GenJob, rank: int = 0, world_size: int = 1, pipe=None, barrier=None, progress: bool = True) -> dict:
-    """Generate this process's share of the configuration's shards; the main process then
-    writes the manifest. Returns counts and throughput of this process."""
-    out = Path(job.out_dir)
+def _plan(job: GenJob) -> tuple[pd.DataFrame, int]:
+    """The configuration's image table and its number of classes (1 in caption mode)."""
     if job.images_per_class < 1 or job.shard_size < 1 or job.batch_size < 1:
         raise ValueError(
             f"images_per_class={job.images_per_class}, shard_size={job.shard_size} and batch_size={job.batch_size} must all be at least 1."
@@ -399,11 +397,76 @@ def generate_config(job: GenJob, rank: int = 0, world_size: int = 1, pipe=None, 
     if job.resize_mode not in RESIZE_MODES:
         raise ValueError(f"resize_mode={job.resize_mode!r} is invalid; valid modes are {', '.join(RESIZE_MODES)}.")
     if job.captions:  # images_per_class counts captions here; shards stay prefixes of the table
-        plan = plan_captions(pd.read_parquet(job.captions).head(job.images_per_class), job.seed, job.name)
-        _prepare(job, 1, rank == 0)
-    else:
-        plan = plan_images(pd.read_parquet(job.prompts), job.prompt_set, job.images_per_class, job.seed, job.name)
-        _prepare(job, plan["class_index"].nunique(), rank == 0)
+        return plan_captions(pd.read_parquet(job.captions).head(job.images_per_class), job.seed, job.name), 1
+    plan = plan_images(pd.read_parquet(job.prompts), job.prompt_set, job.images_per_class, job.seed, job.name)
+    return plan, plan["class_index"].nunique()
+
+
+class _Renderer:
+    """Renders and writes shards of configurations with one loaded pipeline per generator; each
+    configuration's distinct prompts are encoded once (all of its plan's, in plan order, so an
+    image does not depend on which process or shard encoded them)."""
+
+    def __init__(self, pipe=None):
+        self.pipes = {} if pipe is None else {None: pipe}
+        self.embeds = (None, None)  # (configuration, (table, position)) of the last configuration
+
+    def _pipeline(self, job: GenJob):
+        key = (job.generator, job.dtype, job.scheduler, tuple(job.stages))
+        if None in self.pipes:  # a pipeline handed in by the caller serves every job
+            pipe = self.pipes[None]
+        elif key in self.pipes:
+            pipe = self.pipes[key]
+        else:
+            self.pipes.clear()
+            pipe = self.pipes[key] = load_pipeline(job.generator, job.dtype, scheduler=job.scheduler)
+        # later cascade stages reuse stage I's prompt embeddings: no text encoder of their own
+        stages = self.pipes.setdefault(("stages", key), [load_pipeline(s, job.dtype, text_encoder=None) for s in job.stages])
+        return pipe, stages
+
+    def _table(self, job: GenJob, plan: pd.DataFrame, pipe):
+        if self.embeds[0] != (job.name, job.out_dir):
+            unique = list(dict.fromkeys(plan["prompt"]))
+            table = None
+            if len(unique) <= MAX_CACHED_PROMPTS:  # caption mode at web scale would not fit: encoded per shard then
+                cached, negative = prompt_embeddings(pipe, unique, job.batch_size)
+                table = (cached, negative, {p: i for i, p in enumerate(unique)})
+            self.embeds = ((job.name, job.out_dir), table)
+        return self.embeds[1]
+
+    def shard(self, job: GenJob, plan: pd.DataFrame, k: int, bar=None) -> int:
+        """Render shard ``k`` of ``job`` and write it atomically; returns its number of images."""
+        import torch
+        from diffusers import StableDiffusionPipeline
+
+        pipe, stages = self._pipeline(job)
+        rows = plan.iloc[k * job.shard_size : (k + 1) * job.shard_size]
+        precompute = isinstance(pipe, StableDiffusionPipeline) and not stages
+        table = None
+        if precompute:
+            cached = self._table(job, plan, pipe)
+            if cached is not None:
+                idx = torch.tensor([cached[2][p] for p in rows["prompt"]])
+                table = (cached[0][idx], cached[1][:1].expand(len(idx), *cached[1].shape[1:]))
+            else:
+                table = prompt_embeddings(pipe, rows["prompt"].tolist(), job.batch_size)
+        images: list[Image.Image] = []
+        for b in range(0, len(rows), job.batch_size):
+            batch = rows.iloc[b : b + job.batch_size]
+            embeds = (table[0][b : b + job.batch_size], table[1][b : b + job.batch_size]) if precompute else None
+            images += render(pipe, job, batch["prompt"].tolist(), batch["seed"].tolist(), stages, embeds)
+            if bar is not None:
+                bar.update(len(batch))
+        write_shard(shard_path(Path(job.out_dir), k), rows, images, job, "batch" if type(pipe).__name__ in PER_BATCH_SEED else "image")
+        return len(rows)
+
+
+def generate_config(job: GenJob, rank: int = 0, world_size: int = 1, pipe=None, barrier=None, progress: bool = True) -> dict:
+    """Generate this process's share of the configuration's shards; the main process then
+    writes the manifest. Returns counts and throughput of this process."""
+    out = Path(job.out_dir)
+    plan, n_classes = _plan(job)
+    _prepare(job, n_classes, rank == 0)
     if barrier:
         barrier()
     n_shards = -(-len(plan) // job.shard_size)
@@ -415,39 +478,10 @@ def generate_config(job: GenJob, rank: int = 0, world_size: int = 1, pipe=None, 
     todo = sum(min(job.shard_size, len(plan) - k * job.shard_size) for k in mine)
     made, t0 = 0, time.perf_counter()
     if mine:
-        if pipe is None:
-            pipe = load_pipeline(job.generator, job.dtype, scheduler=job.scheduler)
-        # later cascade stages reuse stage I's prompt embeddings: no text encoder of their own
-        stages = [load_pipeline(s, job.dtype, text_encoder=None) for s in job.stages]
+        renderer = _Renderer(pipe)
         bar = tqdm(total=todo, desc=job.name if world_size == 1 else f"{job.name} [{rank}]", unit="img", disable=not progress, position=rank)
-        from diffusers import StableDiffusionPipeline
-
-        import torch
-
-        precompute = isinstance(pipe, StableDiffusionPipeline) and not stages
-        if precompute:  # each distinct prompt of this process's shards encoded once per configuration, not once per shard
-            prompts = pd.concat([plan.iloc[k * job.shard_size : (k + 1) * job.shard_size]["prompt"] for k in mine])
-            unique = list(dict.fromkeys(prompts))
-            if len(unique) <= MAX_CACHED_PROMPTS:
-                cached, negative = prompt_embeddings(pipe, unique, job.batch_size)
-                position = {p: i for i, p in enumerate(unique)}
-            else:  # caption mode at web scale: one embedding table would not fit; encode per shard
-                cached = None
         for k in mine:
-            rows = plan.iloc[k * job.shard_size : (k + 1) * job.shard_size]
-            if precompute and cached is not None:
-                idx = torch.tensor([position[p] for p in rows["prompt"]])
-                table = (cached[idx], negative[:1].expand(len(idx), *negative.shape[1:]))
-            else:
-                table = prompt_embeddings(pipe, rows["prompt"].tolist(), job.batch_size) if precompute else None
-            images: list[Image.Image] = []
-            for b in range(0, len(rows), job.batch_size):
-                batch = rows.iloc[b : b + job.batch_size]
-                embeds = (table[0][b : b + job.batch_size], table[1][b : b + job.batch_size]) if precompute else None
-                images += render(pipe, job, batch["prompt"].tolist(), batch["seed"].tolist(), stages, embeds)
-                bar.update(len(batch))
-            write_shard(shard_path(out, k), rows, images, job, "batch" if type(pipe).__name__ in PER_BATCH_SEED else "image")
-            made += len(rows)
+            made += renderer.shard(job, plan, k, bar)
         bar.close()
     seconds = time.perf_counter() - t0
     if barrier:

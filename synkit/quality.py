@@ -46,6 +46,9 @@ class ReferenceConfig:
     lr: float = 3e-3
 
 
+REFERENCE_VERSION = 2  # bump when a code change alters what a config trains (2: channels_last training)
+
+
 class FashionCNN(nn.Module):
     """Three conv blocks and global pooling; ``features`` is the penultimate layer (4 x width)."""
 
@@ -77,7 +80,7 @@ def _tensor(images: np.ndarray) -> torch.Tensor:
 
 
 def reference_key(config: ReferenceConfig) -> str:
-    payload = json.dumps({"world": "fashion", "model": "FashionCNN", **dataclasses.asdict(config)}, sort_keys=True)
+    payload = json.dumps({"world": "fashion", "model": "FashionCNN", "version": REFERENCE_VERSION, **dataclasses.asdict(config)}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
@@ -105,7 +108,8 @@ def train_reference(config: ReferenceConfig, out_dir: str | Path, progress: bool
     world = load_world("fashion", web_size=config.web_size, real_size=config.real_size, split_seed=config.split_seed)
     real, val = world.split("real"), world.split("val")
     torch.manual_seed(config.seed)
-    model = FashionCNN(config.width)
+    # channels_last: 1.3x faster training steps on CPU here (oneDNN's preferred layout for these convs)
+    model = FashionCNN(config.width).to(memory_format=torch.channels_last)
     x, y = _tensor(real.images), torch.from_numpy(real.labels)
     steps_per_epoch = -(-len(x) // config.batch_size)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=5e-4)
@@ -122,7 +126,7 @@ def train_reference(config: ReferenceConfig, out_dir: str | Path, progress: bool
             flip = torch.rand(len(xb), generator=gen) < 0.5
             xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
             dx, dy = (int(v) for v in torch.randint(-2, 3, (2,), generator=gen))
-            xb = torch.roll(xb, shifts=(dy, dx), dims=(2, 3))
+            xb = torch.roll(xb, shifts=(dy, dx), dims=(2, 3)).contiguous(memory_format=torch.channels_last)
             with torch.autocast("cpu", torch.bfloat16):
                 loss = F.cross_entropy(model(xb).float(), y[idx], label_smoothing=0.05)
             loss.backward()
@@ -138,7 +142,7 @@ def train_reference(config: ReferenceConfig, out_dir: str | Path, progress: bool
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    save_file(model.state_dict(), tmp / "model.safetensors")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")  # safetensors stores the standard layout
     write_json({"config": dataclasses.asdict(config), "val_top1": val_acc, "train_s": time.perf_counter() - t0}, tmp / "reference.json")
     if out.exists():  # another process finished first with the same key
         shutil.rmtree(tmp)

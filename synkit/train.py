@@ -802,10 +802,12 @@ def _worker_run(row: dict):
 
 
 def run_plan(rows: list[dict], make_data, worker_init, worker_run, workers: int, progress: bool, desc: str, main: bool = True,
-             initargs: tuple = ()) -> list:
+             initargs: tuple = (), cost=None) -> list:
     """Run ``rows`` in this process (``workers`` <= 1, with ``make_data().run``) or in a pool of
     ``workers`` spawned processes (each with ``cores // workers`` threads and its own data from
-    ``worker_init(*initargs, threads)``); return the results in row order with one progress bar."""
+    ``worker_init(*initargs, threads)``); return the results in row order with one progress bar.
+    With ``cost(row)`` (a rough run time) the pool takes the costliest runs first, so no worker is
+    left with one long run at the end while the others idle."""
     bar = tqdm(total=len(rows), desc=desc, unit="run", disable=not (progress and main))
     results = [None] * len(rows)
     threads = run_threads()
@@ -828,12 +830,18 @@ def run_plan(rows: list[dict], make_data, worker_init, worker_run, workers: int,
         threads = threads or 1
         with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=worker_init,
                                     initargs=(*initargs, threads)) as pool:
-            futures = {pool.submit(worker_run, row): i for i, row in enumerate(rows)}
+            order = sorted(range(len(rows)), key=lambda i: -cost(rows[i])) if cost else range(len(rows))
+            futures = {pool.submit(worker_run, rows[i]): i for i in order}
             for fut in cf.as_completed(futures):
                 results[futures[fut]] = fut.result()  # a run's error stops the ladder here, with its message
                 bar.update(1)
     bar.close()
     return results
+
+
+def _run_cost(row: dict) -> float:
+    """Rough relative time of a run: its steps (the small model's cost about a third of the default's), plus its evaluation."""
+    return row["steps"] * (0.35 if row["model"] == "small" else 1.0) + (50 if row["kind"] == "ladder" else 15)
 
 
 def run_ladder(job: TrainJob, progress: bool = True, accelerator=None, workers: int | None = None) -> pd.DataFrame:
@@ -860,7 +868,7 @@ def run_ladder(job: TrainJob, progress: bool = True, accelerator=None, workers: 
         return lambda row: holder["data"].run(row, accelerator, progress)
 
     results = run_plan(rows, in_process, _worker_init, _worker_run, 1 if multi else workers, progress, "training runs",
-                       accelerator.is_main_process, initargs=(job, plan, configs))
+                       accelerator.is_main_process, initargs=(job, plan, configs), cost=_run_cost)
     cols = ["source", "config", "real_fraction", "kind", "sweep", "model", "seed", "size", "steps", "eval_set", "class_index", "class_name",
             "n", "loss", "top1"]
     table = pd.concat([m for m, _ in results], ignore_index=True)[cols]
