@@ -3,6 +3,8 @@
 - ``FashionCaptioner`` measures what is in a Fashion-MNIST image (tone, texture, contrast,
   width, length, fill, where it is lighter) and says it in words, so captions describe the
   image and differ between images of one class. It never names the class.
+- ``ImageCaptioner`` does the same for any other world's images (any size, grayscale or colour,
+  plus the object's colour): the offline captioner of folder and ImageNet worlds.
 - ``Blip2Captioner`` runs BLIP-2 (as the paper did for ImageNet) through transformers, from a
   hub id or a local folder.
 """
@@ -83,6 +85,55 @@ class FashionCaptioner:
         return self.caption_arrays(np.stack([np.asarray(im.convert("L")) for im in images]))
 
 
+COLORS = ((15, "red"), (45, "orange"), (70, "yellow"), (160, "green"), (200, "cyan"), (260, "blue"), (300, "purple"), (345, "pink"), (361, "red"))
+
+
+class ImageCaptioner:
+    """The offline captioner of every other world: the fashion captioner's measurements on any
+    image (grayscale, resized to 28x28, a light background turned dark so the object is the bright
+    part) plus the object's colour for colour images. It describes, never names the class; BLIP-2
+    (``captioner_model``) gives the paper's kind of captions where its weights are at hand."""
+
+    name = "image-attributes"
+
+    def caption_arrays(self, images: np.ndarray) -> list[str]:
+        """Captions of uint8 images (N, H, W) or (N, H, W, 3)."""
+        images = np.asarray(images)
+        if images.dtype != np.uint8 or images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] != 3):
+            raise ValueError(f"ImageCaptioner wants uint8 images (N, H, W) or (N, H, W, 3); got {images.dtype} {images.shape}.")
+        return self.caption([Image.fromarray(im) for im in images])
+
+    def caption(self, images: Sequence[Image.Image]) -> list[str]:
+        grays, colors = [], []
+        for im in images:
+            rgb = im.convert("RGB")
+            gray = np.asarray(rgb.convert("L").resize((28, 28), Image.BILINEAR)).astype(np.int16)
+            border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+            if np.median(border) > 127:  # a light background: invert, so the object is the bright part as in Fashion-MNIST
+                gray = 255 - gray
+            grays.append(gray.clip(0, 255).astype(np.uint8))
+            colors.append(_color_word(np.asarray(rgb.resize((28, 28), Image.BILINEAR)), grays[-1] > FOREGROUND))
+        texts = FashionCaptioner().caption_arrays(np.stack(grays))
+        return [f"{c}, {t}" if c and t != "a blank image" else t for c, t in zip(colors, texts)]
+
+
+def _color_word(rgb: np.ndarray, mask: np.ndarray) -> str:
+    """The object's colour ("" for gray objects): the hue of its mean pixel when it is saturated enough."""
+    if not mask.any():
+        return ""
+    r, g, b = (rgb[..., k][mask].mean() / 255 for k in range(3))
+    hi, lo = max(r, g, b), min(r, g, b)
+    if hi - lo < 0.15:
+        return ""
+    if hi == r:
+        hue = (60 * (g - b) / (hi - lo)) % 360
+    elif hi == g:
+        hue = 60 * (b - r) / (hi - lo) + 120
+    else:
+        hue = 60 * (r - g) / (hi - lo) + 240
+    return next(word for cut, word in COLORS if hue < cut)
+
+
 class Blip2Captioner:
     """BLIP-2 captions via transformers (``Blip2ForConditionalGeneration``), greedy and batched."""
 
@@ -114,12 +165,12 @@ class Blip2Captioner:
 
 
 def load_captioner(world: str, captioner_model: str | None = None, **kwargs):
-    """The fashion world's attribute captioner, or BLIP-2 from ``captioner_model`` for other worlds."""
-    if captioner_model in (None, "", FashionCaptioner.name):
-        if world != "fashion":
-            raise ValueError(
-                f"the {world} world needs a BLIP-2 captioner for in_captions: set captioner_model to a hub id "
-                "(Salesforce/blip2-opt-2.7b) or a local folder."
-            )
+    """BLIP-2 from ``captioner_model`` (a hub id or local folder, as the paper), else the offline
+    attribute captioner: ``FashionCaptioner`` in the fashion world, ``ImageCaptioner`` in the others."""
+    if captioner_model in (None, ""):
+        return FashionCaptioner() if world == "fashion" else ImageCaptioner()
+    if captioner_model == FashionCaptioner.name:
         return FashionCaptioner()
+    if captioner_model == ImageCaptioner.name:
+        return ImageCaptioner()
     return Blip2Captioner(captioner_model, **kwargs)

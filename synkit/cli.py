@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from synkit import study
@@ -23,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key (01_prompts.key=value for one notebook)")
         p.add_argument("--notebooks", default=str(study.NOTEBOOKS_DIR), help="folder of the study notebooks (default: %(default)s)")
         if name == "run":
-            p.add_argument("--only", help="comma-separated notebooks to run, e.g. 01_prompts,02_generate")
+            p.add_argument("--only", action="append", help="notebooks to run, comma-separated or repeated, e.g. 01_prompts,02_generate")
             p.add_argument("--force", action="store_true", help="run every notebook even if it finished before with the same parameters and code")
     args = parser.parse_args(argv)
 
@@ -34,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
             keys = sum(len(v) for v in plan.values())
             print(f"{args.params}: OK ({len(plan)} notebooks, {keys} parameter values, outputs in {study.study_dir(spec)})")
             return 0
-        only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
+        only = [s.strip() for item in args.only for s in item.split(",") if s.strip()] if args.only else None
+        signal.signal(signal.SIGTERM, _terminated)  # a SIGTERM ends the run like Ctrl-C: the running notebook is kept, named as such
         done = study.run(args.params, only=only, sets=args.set, notebooks_dir=args.notebooks, force=args.force)
         print(f"study finished: {len(done)} notebooks done (run or reused) in {next(iter(done.values())).parent}" if done else "nothing to run")
         return 0
@@ -44,9 +46,20 @@ def main(argv: list[str] | None = None) -> int:
     except study.NotebookFailed as err:
         print(f"synkit run: {err}", file=sys.stderr)
         return 1
+    except Terminated:
+        print(f"synkit run: terminated by SIGTERM; {study.interrupted_note()}", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
-        print("synkit run: interrupted", file=sys.stderr)
+        print(f"synkit run: interrupted; {study.interrupted_note()}", file=sys.stderr)
         return 130
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the run is (as KeyboardInterrupt is for Ctrl-C)."""
+
+
+def _terminated(signum, frame):
+    raise Terminated()
 
 
 if __name__ == "__main__":

@@ -90,16 +90,21 @@ def clip_config_from(values: dict) -> ClipConfig:
 
 
 def web_captions(world, n: int, seed: int = 0, synonym_rate: float = 0.2, hypernym_rate: float = 0.2) -> pd.DataFrame:
-    """The first ``n`` captions of the web split in a seeded class-balanced order: caption_id,
-    caption, class_index, class_name, source_id, web_index."""
-    from synkit.captions import FashionCaptioner
+    """The first ``n`` captions of the world's caption pool (fashion: the web split; a folder world held
+    in memory: its train split, ``worlds.t2i_split``) in a seeded class-balanced order: caption_id,
+    caption, class_index, class_name, source_id, web_index. Each caption is a class word (the name,
+    or at the given rates a WordNet lemma or hypernym) and the offline captioner's description."""
+    from synkit.captions import load_captioner
+    from synkit.worlds import t2i_split
 
-    web = world.split("web")
+    pool = t2i_split(world)
+    web = world.split(pool)
     labels = np.asarray(web.labels)
     if n > len(labels):
-        raise ValueError(f"{n} captions were asked for; the web split has {len(labels)} images.")
+        raise ValueError(f"clip_max_scale={n} captions were asked for; the {pool} split, this world's caption pool, has {len(labels)} images: "
+                         f"set clip_max_scale to at most {len(labels)}.")
     order = train.balanced_order(labels, seed)[:n]
-    texts = FashionCaptioner().caption_arrays(np.asarray(web.images)[order])
+    texts = load_captioner(world.name).caption_arrays(np.asarray(web.images)[order])
     rng = np.random.default_rng([seed, 7])
     classes = world.classes
     rows = []
@@ -493,6 +498,7 @@ class ClipJob:
     split_seed: int = 0
     ood_roots: dict | None = None
     class_map: str | None = None
+    image_size: int | None = None  # folder worlds: the in-memory image size (None: the images' own)
     scales: list = field(default_factory=list)
     setups: list = field(default_factory=lambda: list(SETUPS))
     eval_size: int = 0
@@ -505,19 +511,24 @@ class ClipJob:
 
 def run_job(job: ClipJob, progress: bool = True) -> pd.DataFrame:
     from synkit.generate import read_images
-    from synkit.worlds import load_world
+    from synkit.worlds import in_memory, load_world, t2i_split
 
     out = Path(job.study_dir) / "clip"
     config = clip_config_from(job.clip_config)
-    world = load_world(job.world, job.world_root, job.web_size, job.real_size, job.split_seed, job.ood_roots, job.class_map)
+    world = load_world(job.world, job.world_root, job.web_size, job.real_size, job.split_seed, job.ood_roots, job.class_map, job.image_size)
     captions = pd.read_parquet(out / "captions.parquet")
     synthetic, manifest = read_images(out / "synthetic", checksums=False)
     if list(manifest["caption_id"]) != list(captions["caption_id"].astype(str)):
         raise RuntimeError(f"the caption shards in {out / 'synthetic'} do not follow captions.parquet; delete the folder and rerun.")
-    if "web_index" in captions and job.world == "fashion":
-        real = np.asarray(world.split("web").images)[captions["web_index"].to_numpy()]
+    if "web_index" in captions and in_memory(world):
+        real = np.asarray(world.split(t2i_split(world)).images)[captions["web_index"].to_numpy()]
     else:
         real = np.load(out / "real_images.npy")
+    if config.image_size is None and real.shape[1] != 28:  # the model's input size follows the images (its config says 28)
+        config = dataclasses.replace(config, image_size=int(real.shape[1]))
+    if real.shape[1] != (config.image_size or 28) or synthetic.shape[1:] != real.shape[1:]:
+        raise ValueError(f"CLIP's images must share one size: real {real.shape[1:]}, generated {synthetic.shape[1:]}, model input "
+                         f"{config.image_size or 28}; set clip_image_size (other worlds) and clip_config image_size to the same size.")
     evals, tasks = world_tasks(world, job.eval_size, config.image_size or (real.shape[1] if real.ndim == 4 else None), job.extra_eval)
     launched = int(os.environ.get("WORLD_SIZE", "1")) > 1  # under accelerate launch: one run at a time over every process
     return run_ladder(captions, real, synthetic, evals, tasks, job.scales, config, out, job.setups, templates_for(job.world), progress,

@@ -45,3 +45,9 @@ def save_chart(chart, path_stem: str | Path) -> list[Path]:
         os.replace(tmp, dest)
         out.append(dest)
     return out
+
+
+def read_d_i(study_dir: str | Path, default: int) -> int:
+    """D_I as 04_train recorded it (``train/d_i.json``: a folder world's real split size), else ``default``."""
+    path = Path(study_dir) / "train" / "d_i.json"
+    return int(json.loads(path.read_text())["d_i"]) if path.exists() else int(default)

@@ -40,6 +40,7 @@ group; accelerate's ``--cpu`` launcher needs MPI for more than one process.)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -100,11 +101,33 @@ class GenJob:
         return Path(self.out_dir).name
 
     def key_fields(self) -> dict:
-        """The parameters an image depends on (a change means the configuration starts over)."""
+        """The parameters an image depends on (a change means the configuration starts over); the
+        generator and cascade stages by content (``generator_id``), not by path."""
         d = asdict(self)
         for k in ("out_dir", "batch_size", "prompts", "images_per_class", "captions"):
             d.pop(k)  # images are seeded per (configuration, class, index): more or fewer keeps the rest valid
+        d["generator"] = generator_id(self.generator)
+        d["stages"] = [generator_id(s) for s in self.stages]
         return d
+
+
+@functools.lru_cache(maxsize=64)
+def generator_id(generator: str) -> str:
+    """What identifies a generator whatever its path: a hub id as given (with its revision, ``id@rev``);
+    a local pipeline folder by its content: synkit's embedded model by its training key, any other by
+    a hash of its configuration files and the names and sizes of its weight files."""
+    path = Path(generator)
+    if not path.exists():
+        return generator
+    record = path.parent / "t2i.json"
+    if record.exists() and (path / "model_index.json").exists():
+        return f"embedded:{json.loads(record.read_text())['key']}"
+    h = hashlib.sha256()
+    for p in sorted(q for q in path.rglob("*") if q.is_file()):
+        rel = p.relative_to(path).as_posix()
+        h.update(rel.encode())
+        h.update(p.read_bytes() if p.suffix in (".json", ".txt", ".model") else str(p.stat().st_size).encode())
+    return f"folder:{h.hexdigest()[:16]}"
 
 
 def config_name(generator_name: str, prompt_set: str, guidance_scale: float) -> str:
@@ -312,7 +335,7 @@ def _write_tar(tmp: Path, rows: pd.DataFrame, images: list[Image.Image], job: Ge
             buf = io.BytesIO()
             im.save(buf, format="PNG")
             meta = {
-                "model": job.generator_name or job.generator, "generator": job.generator, "scheduler": job.scheduler,
+                "model": job.generator_name or job.generator, "generator": generator_id(job.generator), "scheduler": job.scheduler,
                 "steps": job.steps, "guidance_scale": job.guidance_scale, "seed": int(row.seed),
                 "prompt_set": job.prompt_set, "prompt": row.prompt, "prompt_index": int(row.prompt_index),
                 "source_id": row.source_id, "class_index": int(row.class_index), "class_name": row.class_name,
@@ -507,6 +530,13 @@ def write_manifest(job: GenJob, plan: pd.DataFrame, n_shards: int) -> Path:
     )
     for stray in out.glob("shard-*.tar.tmp"):  # left by a process killed mid-shard
         stray.unlink()
+    # sample counts beside the shards, as the readers look for them: open_clip's trainer (sizes.json) and timm's
+    # wds reader (_info.json, split "train"), so neither needs to be told the number of samples
+    counts = pd.Series(shard_of).value_counts().sort_index()
+    names = [shard_path(out, int(k)).name for k in counts.index]
+    write_json(dict(zip(names, (int(c) for c in counts))), out / "sizes.json")
+    write_json({"name": job.name, "splits": {"train": {"name": "train", "num_samples": int(len(plan)), "filenames": names,
+                                                        "shard_lengths": [int(c) for c in counts]}}}, out / "_info.json")
     return write_parquet(manifest, out / "manifest.parquet")
 
 

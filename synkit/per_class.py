@@ -206,6 +206,12 @@ def side_by_side(real_images: np.ndarray, synthetic_images: np.ndarray, title: s
     from synkit import charts
 
     n = min(per_row, len(real_images), len(synthetic_images))
+    if real_images.shape[1:] != synthetic_images.shape[1:]:  # e.g. real photos squared to 96 px beside 256 px generations
+        from PIL import Image
+
+        side = real_images.shape[1]
+        as_rgb = lambda ims: np.stack([np.asarray(Image.fromarray(im).convert("RGB").resize((side, side))) for im in ims[:n]])  # noqa: E731
+        real_images, synthetic_images = as_rgb(real_images), as_rgb(synthetic_images)
     images = np.concatenate([real_images[:n], synthetic_images[:n]])
     labels = np.repeat([0, 1], n)
     return charts.image_grid(images, labels, [f"real {title}"[:14], "synthetic"], per_class=n, scale=scale)
@@ -294,9 +300,10 @@ def chart_png(chart, scale: float = 1.0) -> bytes:
     return vlc.vegalite_to_png(chart.to_json(), scale=scale)
 
 
-def image_sampler(world, configs: pd.DataFrame, per_class: int = 8):
+def image_sampler(world, configs: pd.DataFrame, per_class: int = 8, file_size: int = 96):
     """``images(source, class_index)``: the first ``per_class`` real images of the class (``"real"``)
-    or generated ones of a configuration, read once per source and cached."""
+    or generated ones of a configuration, read once per source and cached (real image files are
+    read per class and squared to ``file_size``)."""
     from pathlib import Path
 
     from synkit.generate import read_images
@@ -305,6 +312,15 @@ def image_sampler(world, configs: pd.DataFrame, per_class: int = 8):
     manifests = dict(zip(configs["config"], configs["manifest"]))
 
     def images(source: str, class_index: int) -> np.ndarray:
+        if source == "real" and not hasattr(world.split("real"), "images"):  # image files: read only the class's first ones
+            key = f"real|{class_index}"
+            if key not in cache:
+                from synkit.clip import square
+
+                split = world.split("real")
+                idx = np.flatnonzero(np.asarray(split.labels) == class_index)[:per_class]
+                cache[key] = (np.stack([square(split.image(int(i)), file_size) for i in idx]), np.full(len(idx), class_index))
+            return cache[key][0]
         if source not in cache:
             if source == "real":
                 split = world.split("real")

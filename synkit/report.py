@@ -71,6 +71,27 @@ def _table(df: pd.DataFrame | None, cls: str = "", names: dict | None = None) ->
     return df.to_html(index=False, float_format=lambda v: f"{v:.3g}", na_rep="", classes=cls, border=0)
 
 
+def stages(study_dir: str | Path, params: dict | None = None) -> pd.DataFrame:
+    """Each notebook of the study (from ``parameters.json``, else those found) and its state, from
+    ``notebooks/``: finished, failed, interrupted, running or not run (08 itself counts as running)."""
+    nb_dir = Path(study_dir) / "notebooks"
+    stems = list((params or {}).get("notebooks", {})) or sorted({p.name.split(".")[0] for p in nb_dir.glob("*.ipynb")})
+    rows = []
+    for stem in stems:
+        if (nb_dir / f"{stem}.failed.ipynb").exists():
+            state = "failed"
+        elif (nb_dir / f"{stem}.interrupted.ipynb").exists():
+            state = "interrupted"
+        elif (nb_dir / f"{stem}.running.ipynb").exists():
+            state = "running"
+        elif (nb_dir / f"{stem}.ipynb").exists():
+            state = "finished"
+        else:
+            state = "not run"
+        rows.append({"notebook": stem, "state": state})
+    return pd.DataFrame(rows, columns=["notebook", "state"])
+
+
 def build(study_dir: str | Path, params: dict | None = None) -> Path:
     """Write ``report.html`` into ``study_dir`` (via a temporary file and a rename); return its path."""
     import vl_convert as vlc
@@ -109,6 +130,11 @@ def build(study_dir: str | Path, params: dict | None = None) -> Path:
         f'<td>{html.escape(r["this run"])}</td><td class="why">{html.escape(r["why"])}</td><td><b>{html.escape(r["verdict"])}</b></td></tr>'
         for r in found.to_dict("records")
     )
+    stage = stages(d, params)
+    bad = stage[~stage["state"].isin(["finished"]) & (stage["notebook"] != "08_report")]
+    stage_html = (f'<p class="warn"><b>Not every stage finished:</b> ' + "; ".join(f"{r.notebook} {r.state}" for r in bad.itertuples())
+                  + ". Findings that read their outputs are missing or come from an earlier run.</p>") if len(bad) else \
+        "<p>Every stage finished.</p>"
     counts = found["verdict"].value_counts()
     summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in (HOLDS, INCONCLUSIVE, FAILS, UNMEASURED))
     by_section: dict[str, list[str]] = {}
@@ -126,11 +152,12 @@ def build(study_dir: str | Path, params: dict | None = None) -> Path:
 body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }}
 table {{ border-collapse: collapse; font-size: 13px; margin: 0.5em 0 1.5em; }}
 td, th {{ border-bottom: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }}
-td.why {{ color: #555; font-size: 12px; }} tr.ok td:last-child {{ color: #176f2c; }} tr.partly td:last-child {{ color: #9a6700; }} tr.no td:last-child {{ color: #b3261e; }}
+td.why {{ color: #555; font-size: 12px; }} p.warn {{ color: #b3261e; }} tr.ok td:last-child {{ color: #176f2c; }} tr.partly td:last-child {{ color: #9a6700; }} tr.no td:last-child {{ color: #b3261e; }}
 figure {{ display: inline-block; margin: 6px; }} .chart {{ margin: 0.5em 0; }}
 </style></head><body>
 <h1>synkit report: study <code>{html.escape(d.name)}</code></h1>
 <p>Everything here is read from the files under <code>{html.escape(str(d))}</code>; the verdicts describe this run, not the paper.</p>
+<h2>Stages</h2>{stage_html}{_table(stage)}
 <h2>Findings</h2>
 <p>{len(found)} rows: {summary}. <b>holds</b>: the paper's direction, separated from noise (95% interval or test);
 <b>inconclusive</b>: the paper's direction on point estimates only; <b>does not hold here</b>: the opposite direction, or no

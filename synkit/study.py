@@ -276,6 +276,16 @@ def _code_digest() -> str:
     return h.hexdigest()[:16]
 
 
+_LAST_INTERRUPTED: list[Path] = []
+
+
+def interrupted_note() -> str:
+    """Where the notebook that was running when the run stopped was kept (for the command's message)."""
+    if not _LAST_INTERRUPTED:
+        return "no notebook was running"
+    return f"the notebook that was running is kept as {_LAST_INTERRUPTED[0]}; rerun the study to resume (finished work is reused)"
+
+
 def run(
     params_file: str | Path,
     only: list[str] | None = None,
@@ -287,7 +297,8 @@ def run(
     """Check the study, then execute its notebooks in order into ``outputs/<study>/notebooks/``.
 
     A notebook runs into ``NN_name.running.ipynb`` and becomes ``NN_name.ipynb`` when it
-    finishes (``NN_name.failed.ipynb`` when it raises), so a complete-looking executed notebook
+    finishes (``NN_name.failed.ipynb`` when it raises, ``NN_name.interrupted.ipynb`` when the run is
+    stopped by Ctrl-C or SIGTERM), so a complete-looking executed notebook
     is always a complete one. A notebook that finished before with the same parameters, notebook
     and synkit code is reused (``force`` runs every one); once one runs, all later ones run.
     Returns the executed notebooks by stem.
@@ -320,7 +331,7 @@ def run(
     for i, (stem, path) in enumerate(notebooks.items(), 1):
         params = plan[stem]
         final, running, failed = (out_dir / f"{stem}{suffix}.ipynb" for suffix in ("", ".running", ".failed"))
-        for stale in (running, failed):
+        for stale in (running, failed, out_dir / f"{stem}.interrupted.ipynb"):
             stale.unlink(missing_ok=True)
         stamp_path = out_dir / f"{stem}.done.json"
         stamp = {"parameters": params, "notebook": hashlib.sha256(path.read_bytes()).hexdigest(), "code": code}
@@ -337,9 +348,11 @@ def run(
         except PapermillExecutionError as err:
             os.replace(running, failed)
             raise NotebookFailed(_failure_message(stem, err, failed)) from None
-        except BaseException:
+        except BaseException:  # Ctrl-C, SIGTERM (synkit run), a dead kernel: keep what ran, under a name that says so
+            stopped = out_dir / f"{stem}.interrupted.ipynb"
             if running.exists():
-                os.replace(running, failed)
+                os.replace(running, stopped)
+                _LAST_INTERRUPTED[:] = [stopped]
             raise
         os.replace(running, final)
         write_json(stamp, stamp_path)

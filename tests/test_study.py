@@ -137,3 +137,41 @@ def test_committed_notebooks_are_clean(path):
     assert len(tagged) == 1
     params = study.notebook_params(path)
     assert params and all(p.help for p in params.values()), "every parameter carries a comment"
+
+
+def test_only_accepts_several_flags_and_lists(tmp_path, monkeypatch, capsys):
+    nbs = tmp_path / "nbs"
+    for stem in ("01_a", "02_b", "03_c"):
+        write_notebook(nbs / f"{stem}.ipynb", 'study = "x"  # name', "pass")
+    (tmp_path / "p.yaml").write_text("study: t\n")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", "p.yaml", "--notebooks", str(nbs), "--only", "01_a", "--only", "03_c"]) == 0
+    out = tmp_path / "outputs" / "t" / "notebooks"
+    assert (out / "01_a.ipynb").exists() and (out / "03_c.ipynb").exists() and not (out / "02_b.ipynb").exists()
+    assert cli.main(["run", "p.yaml", "--notebooks", str(nbs), "--only", "02_b,01_a"]) == 0
+    assert (out / "02_b.ipynb").exists()
+    assert cli.main(["run", "p.yaml", "--notebooks", str(nbs), "--only", "01_a", "--only", "04_d"]) == 2
+    assert "unknown notebook '04_d'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sigterm_says_so_and_keeps_a_clearly_named_notebook(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    nbs = tmp_path / "nbs"
+    write_notebook(nbs / "01_slow.ipynb", 'study = "x"  # name', "import time\nopen('started', 'w').close()\ntime.sleep(120)")
+    (tmp_path / "p.yaml").write_text("study: t\n")
+    proc = subprocess.Popen([sys.executable, "-m", "synkit", "run", "p.yaml", "--notebooks", str(nbs)], cwd=tmp_path,
+                            stderr=subprocess.PIPE, text=True, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    deadline = time.time() + 120
+    while not (tmp_path / "started").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=60)[1]
+    out = tmp_path / "outputs" / "t" / "notebooks"
+    assert proc.returncode == 143
+    assert "terminated by SIGTERM" in err and "01_slow.interrupted.ipynb" in err
+    assert (out / "01_slow.interrupted.ipynb").exists() and not (out / "01_slow.running.ipynb").exists() and not (out / "01_slow.ipynb").exists()

@@ -6,7 +6,13 @@ views of val (``world.ood_views``, each also a split name).
 
 - ``fashion``: Fashion-MNIST, embedded (Debian package ``dataset-fashion-mnist``).
 - ``imagenet``: the 1000 ImageNet classes from timm/open_clip metadata; images from user folders.
-- ``folder``: any labelled image folder (``train/<class>/``, ``val/<class>/``, more folders = OOD views).
+- ``folder``: any labelled image folder (``train/<class>/``, ``val/<class>/``, more folders = OOD views);
+  small images are held in memory like Fashion-MNIST's.
+
+``t2i_split(world)`` names the split an embedded text-to-image model learns from: fashion's
+``web`` split (disjoint from ``real``); a folder world has no web of its own, so it is the ``real``
+(train) split itself: its generator has seen D_I's images, unlike the paper's Stable Diffusion,
+and the study's comparisons of synthetic and real images read as distillation of that split.
 """
 
 from __future__ import annotations
@@ -117,6 +123,31 @@ def scan_class_folders(root: Path, folder_to_index: dict[str, int], split_name: 
     return FileSplit(paths, np.array(labels, dtype=np.int64), ids)
 
 
+def t2i_split(world) -> str:
+    """The split an embedded text-to-image model trains on: ``web`` where the world has one, else ``real``."""
+    return "web" if "web" in world.splits else "real"
+
+
+def fingerprint(world, split: str) -> str:
+    """A short hash of a split's content (images and labels, in memory or as files): what keys a
+    model trained on it, so the same data at another path keeps its key."""
+    import hashlib
+
+    data = world.split(split)
+    h = hashlib.sha256(np.asarray(data.labels).tobytes())
+    if hasattr(data, "images"):
+        h.update(np.ascontiguousarray(data.images).tobytes())
+    else:
+        for p in data.paths:
+            h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def in_memory(world) -> bool:
+    """Whether the world's images are uint8 arrays in memory (fashion, small-image folder worlds)."""
+    return world.name == "fashion" or getattr(world, "memory", None) is not None
+
+
 def load_world(
     world: str,
     world_root: str | None = None,
@@ -125,6 +156,7 @@ def load_world(
     split_seed: int = 0,
     ood_roots: dict | None = None,
     class_map: str | None = None,
+    image_size: int | None = None,
 ):
     """The world named ``world`` with its options (the notebooks' shared parameters)."""
     if world == "fashion":
@@ -140,5 +172,5 @@ def load_world(
 
         if world_root is None:
             raise ValueError("world 'folder' needs world_root: a folder with train/ and val/, one subfolder per class.")
-        return FolderWorld(root=world_root, class_map=class_map)
+        return FolderWorld(root=world_root, class_map=class_map, image_size=image_size)
     raise ValueError(f"unknown world {world!r}; valid worlds are {', '.join(WORLDS)}.")

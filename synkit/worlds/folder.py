@@ -4,6 +4,12 @@ Layout: ``root/train/<class>/`` (split "real"), ``root/val/<class>/`` (split "va
 other folder of ``root`` with the same class subfolders is an OOD view named after it
 (``root/sketch/<class>/`` -> split "sketch").
 
+Small images (at most ``MEMORY_MAX_SIZE`` pixels a side, such as digits, icons or CIFAR-style
+photos) are held in memory as uint8 arrays, square at the largest side found (``image_size`` sets
+another), grayscale when every image is, else RGB: the whole miniature study then runs on them as
+on Fashion-MNIST (the embedded text-to-image model, its own reference classifier, the small
+default classifier, CLIP). Larger images stay files, read through timm's transforms.
+
 Class names are the subfolder names, or come from ``class_map``: a JSON file mapping each
 folder name to a display name, or to ``{"name": ..., "wnid": "n03472535"}``. WordNet metadata
 comes from the wnid where given, else from the class name's most frequent noun sense in the
@@ -18,18 +24,47 @@ import re
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from synkit import wordnet
-from synkit.worlds import ClassInfo, FileSplit, scan_class_folders
+from synkit.worlds import ArraySplit, ClassInfo, FileSplit, scan_class_folders
+
+MEMORY_MAX_SIZE = 64  # images at most this many pixels a side are held in memory
+GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
 
 class FolderWorld:
     name = "folder"
 
-    def __init__(self, root: str | Path, class_map: str | Path | None = None):
+    def __init__(self, root: str | Path, class_map: str | Path | None = None, image_size: int | None = None):
         self.root = Path(root)
         if not (self.root / "train").is_dir():
             raise FileNotFoundError(f"folder world root {self.root} has no train/ folder; expected train/<class>/ and val/<class>/.")
+        if image_size is not None and not (isinstance(image_size, int) and 8 <= image_size <= MEMORY_MAX_SIZE):
+            raise ValueError(f"image_size={image_size!r} is invalid; give a whole number from 8 to {MEMORY_MAX_SIZE} (or None: the images' own size).")
         self.class_map = Path(class_map) if class_map else None
+        self.image_size = image_size
+        self._arrays: dict[str, ArraySplit] = {}
+
+    @cached_property
+    def memory(self) -> tuple[int, str] | None:
+        """(side, mode) when the images are held in memory (their largest side is at most
+        ``MEMORY_MAX_SIZE``, or ``image_size`` is set), else None (files)."""
+        files = self._files("real")
+        sizes, modes = set(), set()
+        for p in files.paths[:: max(1, len(files.paths) // 64)]:  # a sample of about 64 images spread over the classes
+            with Image.open(p) as im:
+                sizes.add(max(im.size))
+                modes.add(im.mode)
+        side = self.image_size or max(sizes)
+        if self.image_size is None and side > MEMORY_MAX_SIZE:
+            return None
+        return side, "L" if modes <= GRAY_MODES else "RGB"
+
+    @property
+    def channels(self) -> int:
+        return 3 if self.memory is None or self.memory[1] == "RGB" else 1
 
     @cached_property
     def folders(self) -> list[str]:
@@ -77,8 +112,28 @@ class FolderWorld:
             seen[c.slug] = c.name
         return out
 
-    def split(self, name: str) -> FileSplit:
+    def _files(self, name: str) -> FileSplit:
         if name not in self.splits:
             raise ValueError(f"unknown split {name!r} of folder world {self.root}; valid splits are {', '.join(self.splits)}.")
         sub = {"real": "train"}.get(name, name)
         return scan_class_folders(self.root / sub, {f: i for i, f in enumerate(self.folders)}, name)
+
+    def split(self, name: str) -> FileSplit | ArraySplit:
+        """The split's images: uint8 arrays in memory for small images (see the module docstring), else files."""
+        files = self._files(name)
+        if self.memory is None:
+            return files
+        if name not in self._arrays:
+            side, mode = self.memory
+            images = np.stack([_square(p, side, mode) for p in files.paths])
+            self._arrays[name] = ArraySplit(images, files.labels, files.ids)
+        return self._arrays[name]
+
+
+def _square(path: Path, side: int, mode: str) -> np.ndarray:
+    """An image file as a uint8 array, converted to ``mode`` and resized to side x side."""
+    with Image.open(path) as im:
+        im = im.convert(mode)
+        if im.size != (side, side):
+            im = im.resize((side, side), Image.BICUBIC)
+        return np.asarray(im)
