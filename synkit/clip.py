@@ -190,7 +190,12 @@ def split_arrays(world, names: list[str], eval_size: int, image_size: int | None
     """uint8 images and labels of the world's eval splits: fashion's arrays as they are; file
     splits loaded, squared to ``image_size`` and limited to a class-balanced ``eval_size``."""
     if hasattr(world.split(names[0]), "images"):
-        return train.eval_arrays(world, names, eval_size, 0)
+        out = train.eval_arrays(world, names, eval_size, 0)
+        if image_size and any(x.shape[1] != image_size for x, _ in out.values()):  # in memory at another size than CLIP's input
+            from PIL import Image
+
+            out = {k: (np.stack([square(Image.fromarray(im), image_size) for im in x]), y) for k, (x, y) in out.items()}
+        return out
     out = {}
     for name in names:
         split = world.split(name)

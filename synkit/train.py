@@ -726,7 +726,10 @@ class LadderData:
                 imgs, man = read_images(manifest_path.parent, per_class=-(-need // len(self.class_names)))
                 order = np.lexsort((man["class_index"].to_numpy(), man["index"].to_numpy()))
                 digest = hashlib.sha256("".join(sorted(set(man["shard_sha256"]))).encode()).hexdigest()[:16]
-                self.synthetic[name] = (imgs[order], man["class_index"].to_numpy()[order], digest)  # in memory: 0.8 kB an image
+                imgs = imgs[order]
+                if imgs.shape[1:] != self.real_data[0].shape[1:]:  # generated at another size or mode than the world's images
+                    imgs = _like(imgs, self.real_data[0].shape[1:])
+                self.synthetic[name] = (imgs, man["class_index"].to_numpy()[order], digest)  # in memory: 0.8 kB an image
         return self.synthetic[name]
 
     def run(self, row: dict, accelerator, progress: bool) -> tuple[pd.DataFrame, dict]:
@@ -751,6 +754,14 @@ class LadderData:
         base = {"source": row["source"], "config": config_name, "real_fraction": row["real_fraction"], "size": row["size"],
                 "steps": row["steps"], "kind": row["kind"], "sweep": row["sweep"], "model": row["model"], "seed": int(row["seed"])}
         return metrics.assign(**base), {**base, **{k: info[k] for k in ("train_s", "images_per_s", "resumed_from")}}
+
+
+def _like(images: np.ndarray, shape: tuple) -> np.ndarray:
+    """uint8 images resized (bicubic) and converted to ``shape`` ((H, W) grayscale or (H, W, 3) RGB)."""
+    from PIL import Image
+
+    mode = "L" if len(shape) == 2 else "RGB"
+    return np.stack([np.asarray(Image.fromarray(im).convert(mode).resize((shape[1], shape[0]), Image.BICUBIC)) for im in images])
 
 
 def run_label(row: dict) -> str:

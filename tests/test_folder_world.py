@@ -116,3 +116,10 @@ def test_folder_world_runs_the_whole_study_offline(tmp_path):
     assert (study / "clip" / "metrics.parquet").exists() and (study / "synthetic" / "embedded-in_captions-cfg4" / "sizes.json").exists()
     found = pd.read_parquet(study / "report" / "findings.parquet")
     assert len(found) >= 13
+
+
+def test_generated_images_of_another_size_or_mode_are_fitted_to_the_world():
+    from synkit import train
+
+    rgb256 = np.random.default_rng(0).integers(0, 255, (2, 256, 256, 3), dtype=np.uint8)
+    assert train._like(rgb256, (32, 32)).shape == (2, 32, 32) and train._like(rgb256[:, :40, :40], (32, 32, 3)).shape == (2, 32, 32, 3)

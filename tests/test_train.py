@@ -166,7 +166,7 @@ def test_file_backed_worlds_train_from_folders_and_shards(tmp_path, tiny_sd):
     from synkit.worlds import load_world
     from tests.conftest import make_image_folder
 
-    root = make_image_folder(tmp_path / "world", ["cat", "dog", "fox"], splits=("train", "val", "sketch"), per_class=4, size=20)
+    root = make_image_folder(tmp_path / "world", ["cat", "dog", "fox"], splits=("train", "val", "sketch"), per_class=4, size=72)  # > 64 px: stays files
     world = load_world("folder", str(root))
     study = tmp_path / "study"
     prompts.build_prompts(world, ["classnames"]).to_parquet(tmp_path / "prompts.parquet")
