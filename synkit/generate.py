@@ -443,9 +443,10 @@ class _Renderer:
         else:
             self.pipes.clear()
             pipe = self.pipes[key] = load_pipeline(job.generator, job.dtype, scheduler=job.scheduler)
-        # later cascade stages reuse stage I's prompt embeddings: no text encoder of their own
-        stages = self.pipes.setdefault(("stages", key), [load_pipeline(s, job.dtype, text_encoder=None) for s in job.stages])
-        return pipe, stages
+        # later cascade stages reuse stage I's prompt embeddings: no text encoder of their own; loaded once
+        if ("stages", key) not in self.pipes:
+            self.pipes[("stages", key)] = [load_pipeline(s, job.dtype, text_encoder=None) for s in job.stages]
+        return pipe, self.pipes[("stages", key)]
 
     def _table(self, job: GenJob, plan: pd.DataFrame, pipe):
         if self.embeds[0] != (job.name, job.out_dir):

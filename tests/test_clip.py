@@ -145,6 +145,9 @@ def test_other_worlds_read_laion_style_shards_and_extra_zero_shot_folders(tmp_pa
         clip_config={"epochs": 1, "batch_size": 4, "image_size": 32},
     ), progress=False)
     assert set(table["eval_set"]) == {"val", "pets"} and len(table) == 2 * 3 * 2
+    with pytest.raises(ValueError, match="must share one size: real .*32, 32, 3.*model input 16; set clip_image_size"):
+        clip.run_job(clip.ClipJob(study_dir=str(study), world="folder", world_root=str(tmp_path / "world"), scales=[4],
+                                  clip_config={"epochs": 1, "batch_size": 4, "image_size": 16}), progress=False)
     images, labels, names = clip.image_folder(tmp_path / "pets", 16)
     assert names == ["tabby cat", "corgi dog"] and images.shape == (6, 16, 16, 3) and sorted(set(labels)) == [0, 1]
     assert len(clip.templates_for("folder")) == 80

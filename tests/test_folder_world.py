@@ -123,3 +123,21 @@ def test_generated_images_of_another_size_or_mode_are_fitted_to_the_world():
 
     rgb256 = np.random.default_rng(0).integers(0, 255, (2, 256, 256, 3), dtype=np.uint8)
     assert train._like(rgb256, (32, 32)).shape == (2, 32, 32) and train._like(rgb256[:, :40, :40], (32, 32, 3)).shape == (2, 32, 32, 3)
+
+
+def test_folder_defaults_file_sampler_and_report_stages(tmp_path):
+    from synkit import per_class, report, train
+    from tests.conftest import make_image_folder
+
+    assert train.config_from({}, "folder").model == "resnet18" and train.config_from({}, "folder").model_kwargs["channels"] == [32, 64, 128, 256]
+    root = make_image_folder(tmp_path / "big", ["cat", "dog"], per_class=3, size=80)  # > 64 px: files
+    world = load_world("folder", str(root))
+    images = per_class.image_sampler(world, pd.DataFrame(columns=["config", "manifest"]), per_class=2)
+    assert images("real", 1).shape == (2, 96, 96, 3)  # read from the files of that class only, squared
+    nbs = tmp_path / "study" / "notebooks"
+    nbs.mkdir(parents=True)
+    for name in ("01_prompts.ipynb", "02_generate.ipynb", "03_quality.failed.ipynb", "04_train.interrupted.ipynb"):
+        (nbs / name).write_text("{}")
+    params = {"notebooks": {k: {} for k in ("01_prompts", "02_generate", "03_quality", "04_train", "05_scaling")}}
+    states = dict(report.stages(tmp_path / "study", params).itertuples(index=False))
+    assert states == {"01_prompts": "finished", "02_generate": "finished", "03_quality": "failed", "04_train": "interrupted", "05_scaling": "not run"}

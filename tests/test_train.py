@@ -206,6 +206,9 @@ def test_pretrained_timm_reference_from_a_local_file(tmp_path):
         quality.load_timm_reference("test_vit", str(tmp_path / "nope.safetensors"), 3)
     with pytest.raises(ValueError, match="reference_model 'vit_huge_9000' is not a timm model name"):
         quality.load_timm_reference("vit_huge_9000", str(tmp_path / "ref.safetensors"), 3)
+    save_file(timm.create_model("test_vit", num_classes=1000).state_dict(), tmp_path / "in1k.safetensors")  # an ImageNet-1k head
+    with pytest.raises(ValueError, match=r"do not fit reference_model 'test_vit' over the world's 3 classes .* reference_model None"):
+        quality.load_timm_reference("test_vit", str(tmp_path / "in1k.safetensors"), num_classes=3)
 
 
 def test_worker_processes_give_the_same_tables_as_one_process(tmp_path, fashion):
