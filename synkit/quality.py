@@ -88,26 +88,12 @@ def _tensor(images: np.ndarray) -> torch.Tensor:
     return x.sub(0.5).div(0.25).permute(0, 3, 1, 2).contiguous()
 
 
-WORLD_FIELDS = ("world", "world_root", "class_map", "image_size")
-
-
-def _world(config: ReferenceConfig):
-    from synkit.worlds import load_world
-
-    return load_world(config.world, config.world_root, config.web_size, config.real_size, config.split_seed, class_map=config.class_map,
-                      image_size=config.image_size)
-
-
 def reference_key(config: ReferenceConfig) -> str:
     """A short hash of the training parameters and the data: the default fashion world by name, any
     other by the content of its real and val images (the same data at another path keeps its key)."""
-    fields = {k: v for k, v in dataclasses.asdict(config).items() if k not in WORLD_FIELDS}
-    payload = {"world": "fashion", "model": "FashionCNN", "version": REFERENCE_VERSION, **fields}
-    if config.world != "fashion" or config.world_root or config.class_map or config.image_size:
-        from synkit.worlds import fingerprint
+    from synkit.worlds import key_payload
 
-        world = _world(config)
-        payload.update(world=config.world, data=[fingerprint(world, "real"), fingerprint(world, "val")], image_size=config.image_size)
+    payload = {"model": "FashionCNN", "version": REFERENCE_VERSION, **key_payload(config, lambda world: ["real", "val"])}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -130,9 +116,9 @@ def train_reference(config: ReferenceConfig, out_dir: str | Path, progress: bool
     write ``model.safetensors`` and ``reference.json`` (val accuracy) atomically; return the folder."""
     from safetensors.torch import save_file
 
-    from synkit.worlds import in_memory
+    from synkit.worlds import in_memory, world_of
 
-    world = _world(config)
+    world = world_of(config)
     if not in_memory(world):
         raise ValueError(f"synkit trains its own reference classifier on images held in memory; the {config.world} world's images are "
                          "larger: set image_size, or give reference_model (a timm classifier of the world's classes).")

@@ -103,27 +103,13 @@ class T2IConfig:
                 object.__setattr__(self, f.name, float(value))
 
 
-WORLD_FIELDS = ("world", "world_root", "class_map", "image_size")
-
-
-def _world(config: T2IConfig):
-    from synkit.worlds import load_world
-
-    return load_world(config.world, config.world_root, config.web_size, config.real_size, config.split_seed, class_map=config.class_map,
-                      image_size=config.image_size)
-
-
 def cache_key(config: T2IConfig) -> str:
     """A short hash of all training parameters and the data; any change gives a new key. The default
     fashion world (Debian's files) is named; any other data enters by the content of the images
     it learns from, so the same data at another path keeps its key."""
-    fields = {k: v for k, v in dataclasses.asdict(config).items() if k not in WORLD_FIELDS}
-    payload = {"version": KEY_VERSION, "world": "fashion", **fields}
-    if config.world != "fashion" or config.world_root or config.class_map or config.image_size:
-        from synkit.worlds import fingerprint, t2i_split
+    from synkit.worlds import key_payload, t2i_split
 
-        world = _world(config)
-        payload.update(world=config.world, data=fingerprint(world, t2i_split(world)), image_size=config.image_size)
+    payload = {"version": KEY_VERSION, **key_payload(config, lambda world: [t2i_split(world)])}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -363,7 +349,7 @@ def train_t2i(
     from diffusers import DDPMScheduler
 
     from synkit.files import write_json
-    from synkit.worlds import in_memory, t2i_split
+    from synkit.worlds import in_memory, t2i_split, world_of
     from synkit.worlds.folder import MEMORY_MAX_SIZE
 
     _check(config)
@@ -371,7 +357,7 @@ def train_t2i(
     out.mkdir(parents=True, exist_ok=True)
     device = _device()
     times = {}
-    world = _world(config)
+    world = world_of(config)
     if not in_memory(world):
         raise ValueError(f"the embedded model learns from images held in memory; the {config.world} world at {config.world_root} has images "
                          f"larger than {MEMORY_MAX_SIZE} pixels: set its image_size (8..{MEMORY_MAX_SIZE}) or give a pretrained generator.")

@@ -143,6 +143,30 @@ def fingerprint(world, split: str) -> str:
     return h.hexdigest()[:16]
 
 
+WORLD_FIELDS = ("world", "world_root", "class_map", "image_size")
+
+
+def world_of(config):
+    """The world a model's config learns from (its fields world, world_root, class_map, image_size,
+    web_size, real_size and split_seed: the study's world parameters)."""
+    return load_world(config.world, config.world_root, config.web_size, config.real_size, config.split_seed, class_map=config.class_map,
+                      image_size=config.image_size)
+
+
+def key_payload(config, splits) -> dict:
+    """A model config's fields for its cache key, with the world fields replaced by the data: the
+    default fashion world (Debian's files) by name; any other by the content of ``splits(world)``
+    (``fingerprint``), so the same images at another path give the same key."""
+    import dataclasses
+
+    payload = {k: v for k, v in dataclasses.asdict(config).items() if k not in WORLD_FIELDS}
+    payload["world"] = "fashion"
+    if config.world != "fashion" or config.world_root or config.class_map or config.image_size:
+        world = world_of(config)
+        payload.update(world=config.world, data=[fingerprint(world, s) for s in splits(world)], image_size=config.image_size)
+    return payload
+
+
 def in_memory(world) -> bool:
     """Whether the world's images are uint8 arrays in memory (fashion, small-image folder worlds)."""
     return world.name == "fashion" or getattr(world, "memory", None) is not None
