@@ -757,11 +757,12 @@ class LadderData:
 
 
 def _like(images: np.ndarray, shape: tuple) -> np.ndarray:
-    """uint8 images resized (bicubic) and converted to ``shape`` ((H, W) grayscale or (H, W, 3) RGB)."""
+    """uint8 images converted and resized to ``shape`` ((S, S) grayscale or (S, S, 3) RGB), as a folder world's are."""
     from PIL import Image
 
-    mode = "L" if len(shape) == 2 else "RGB"
-    return np.stack([np.asarray(Image.fromarray(im).convert(mode).resize((shape[1], shape[0]), Image.BICUBIC)) for im in images])
+    from synkit.worlds.folder import fit_image
+
+    return np.stack([fit_image(Image.fromarray(im), shape[0], "L" if len(shape) == 2 else "RGB") for im in images])
 
 
 def run_label(row: dict) -> str:

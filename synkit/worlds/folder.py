@@ -133,7 +133,12 @@ class FolderWorld:
 def _square(path: Path, side: int, mode: str) -> np.ndarray:
     """An image file as a uint8 array, converted to ``mode`` and resized to side x side."""
     with Image.open(path) as im:
-        im = im.convert(mode)
-        if im.size != (side, side):
-            im = im.resize((side, side), Image.BICUBIC)
-        return np.asarray(im)
+        return fit_image(im, side, mode)
+
+
+def fit_image(im: Image.Image, side: int, mode: str) -> np.ndarray:
+    """``im`` converted to ``mode`` ("L" or "RGB") and resized (bicubic) to side x side, as a uint8 array."""
+    im = im.convert(mode)
+    if im.size != (side, side):
+        im = im.resize((side, side), Image.BICUBIC)
+    return np.asarray(im)
