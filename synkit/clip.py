@@ -14,7 +14,7 @@
   checkpoints every ``checkpoint_every`` steps (weights_only loads) and resume.
 - **Seeds.** Every (setup, scale) is trained with ``seeds`` seeds (initialization, caption order,
   the mixed setup's image choice); the caption prefixes are the same for every seed.
-- **Control** (``exact_names_control``): real images with captions that always name the exact class,
+- **Control** (``ClipJob.control``, ``exact_names_captions``): real images with captions that always name the exact class,
   at the largest scale: when synthetic beats real, is the loose naming of real captions the reason?
 - **Zero-shot.** Class names through templates (``FASHION_TEMPLATES``, or the 80 ImageNet ones),
   the ensemble of template embeddings per class; top-1 and cross-entropy on val, every OOD view
@@ -41,6 +41,7 @@ from synkit import train
 from synkit.files import write_parquet
 
 SETUPS = ("real", "synthetic", "mixed")
+CONTROL = "real-exact-names"  # the fashion world's control: real images, captions naming each class exactly
 FASHION_MODEL = "synkit-fashion-clip"
 # The fashion zero-shot templates: the caption style of this world's web text ("NAME, attributes")
 # and a few plain descriptions; documented here so results are comparable across runs.
@@ -388,11 +389,16 @@ def clip_scales(max_scale: int, min_scale: int) -> list[int]:
 
 def run_ladder(captions: pd.DataFrame, real_images: np.ndarray, synthetic_images: np.ndarray, evals: dict, tasks: list[dict],
                scales: list[int], config: ClipConfig, out_dir: str | Path, setups=SETUPS, templates=FASHION_TEMPLATES,
-               progress: bool = True, seeds: list[int] = (0,), workers: int | None = None) -> pd.DataFrame:
+               progress: bool = True, seeds: list[int] = (0,), workers: int | None = None,
+               control: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every setup at every scale (nested caption prefixes) with every seed, zero-shot on ``tasks``
     over ``evals`` (name -> uint8 images, labels); returns and writes ``metrics.parquet`` and ``runs.parquet``.
     Runs are independent: with ``workers`` > 1 (default ``train.auto_workers()``) they train in that
-    many spawned processes at once."""
+    many spawned processes at once.
+
+    ``control`` (captions in the same order, naming each class exactly) adds the control's runs to
+    the same pool: real images with those captions at the largest scale, every seed, written to
+    ``out_dir/control/`` (setup ``real-exact-names``) and not returned."""
     register_models()
     out = Path(out_dir)
     if len(real_images) != len(captions) or len(synthetic_images) != len(captions):
@@ -405,28 +411,40 @@ def run_ladder(captions: pd.DataFrame, real_images: np.ndarray, synthetic_images
     if not seeds or any(not isinstance(s, int) or s < 0 for s in seeds):
         raise ValueError(f"seeds={list(seeds)!r} is invalid; give one or more whole numbers >= 0.")
     rows = [{"setup": s, "n": n, "seed": seed, "label": f"{s} n={n} seed {seed}"} for seed in seeds for n in sorted(scales) for s in setups]
-    args = (captions, real_images, synthetic_images, evals, tasks, config, str(out), templates)
+    if control is not None:
+        if list(control["web_index"]) != list(captions["web_index"]):
+            raise RuntimeError("the exact-name captions do not follow the study's caption order; rerun 07_clip from the start.")
+        rows += [{"setup": CONTROL, "n": max(scales), "seed": seed, "label": f"{CONTROL} n={max(scales)} seed {seed}"} for seed in seeds]
+    args = (captions, real_images, synthetic_images, evals, tasks, config, str(out), templates, control)
     if workers is None:  # open_clip's ImageNet templates are lambdas, which do not pickle to a worker: those run in-process
         workers = train.auto_workers(files=any(callable(t) for t in templates))
     results = train.run_plan(rows, lambda: ClipRuns(*args, progress=progress).run, _worker_init, _worker_run, workers, progress, "CLIP runs",
                              initargs=args, cost=lambda row: row["n"] + 600)  # + 600: the zero-shot evaluation, about 600 captions' time
     table = pd.concat([m for m, _ in results], ignore_index=True)[["setup", "scale", "seed", "eval_set", "task", "top1", "loss"]]
+    runs = pd.DataFrame([info for _, info in results])
+    if control is not None:
+        write_parquet(table[table["setup"] == CONTROL].reset_index(drop=True), out / "control" / "metrics.parquet")
+        write_parquet(runs[runs["setup"] == CONTROL].reset_index(drop=True), out / "control" / "runs.parquet")
+        table, runs = table[table["setup"] != CONTROL].reset_index(drop=True), runs[runs["setup"] != CONTROL].reset_index(drop=True)
     write_parquet(table, out / "metrics.parquet")
-    write_parquet(pd.DataFrame([info for _, info in results]), out / "runs.parquet")
+    write_parquet(runs, out / "runs.parquet")
     return table
 
 
 class ClipRuns:
     """What every CLIP run of a ladder reads, built once per process: tokens, the image bank, eval tensors."""
 
-    def __init__(self, captions, real_images, synthetic_images, evals, tasks, config, out_dir, templates, progress: bool = False):
+    def __init__(self, captions, real_images, synthetic_images, evals, tasks, config, out_dir, templates, control=None,
+                 progress: bool = False):
         import open_clip
 
         register_models()
         self.captions, self.tasks, self.config, self.out, self.templates = captions, tasks, config, Path(out_dir), templates
+        self.control = control
         self.progress = progress
         self.tokenizer = open_clip.get_tokenizer(config.model)
         self.tokens = self.tokenizer(captions["caption"].tolist())
+        self.control_tokens = None if control is None else self.tokenizer(control["caption"].tolist())
         self.bank = torch.cat([to_clip_tensor(real_images), to_clip_tensor(synthetic_images)])
         self.evals = {k: (to_clip_tensor(x), torch.as_tensor(y, dtype=torch.long)) for k, (x, y) in evals.items()}
         self.eval_key = {t["name"]: len(evals[t["set"]][1]) for t in tasks}
@@ -435,9 +453,11 @@ class ClipRuns:
         setup, n, seed = row["setup"], row["n"], row["seed"]
         N = len(self.captions)
         bank = torch.cat([self.bank[:n], self.bank[N : N + n]])
-        caps = self.captions.iloc[:n]
+        caps, tokens, run_dir = self.captions.iloc[:n], self.tokens[:n], self.out / "runs" / setup / f"n{n:08d}-s{seed}"
+        if setup == CONTROL:  # real images, their captions naming the class exactly
+            caps, tokens, setup, run_dir = self.control.iloc[:n], self.control_tokens[:n], "real", self.out / "control" / "runs" / "real" / run_dir.name
         metrics, info = train_clip(
-            bank, self.tokens[:n], setup, dataclasses.replace(self.config, seed=seed), self.out / "runs" / setup / f"n{n:08d}-s{seed}",
+            bank, tokens, setup, dataclasses.replace(self.config, seed=seed), run_dir,
             # zero-shot image features in bf16 autocast whatever the training precision: 1.9x faster on this CPU (fp32 training of
             # this small CLIP is the faster one); the logits and their softmax are float32
             lambda m: zero_shot(m, self.tokenizer, self.evals, self.tasks, self.templates, autocast=True),
@@ -445,7 +465,7 @@ class ClipRuns:
                                  "eval": self.eval_key, "eval_precision": "bf16", "n": n}, sort_keys=True),
             progress=self.progress, desc=row["label"],
         )
-        return metrics.assign(setup=setup, scale=n, seed=seed), {**{k: info[k] for k in ("setup", "captions", "steps", "train_s", "pairs_per_s", "resumed_from")}, "seed": seed}
+        return metrics.assign(setup=row["setup"], scale=n, seed=seed), {"setup": row["setup"], **{k: info[k] for k in ("captions", "steps", "train_s", "pairs_per_s", "resumed_from")}, "seed": seed}
 
 
 _WORKER: dict = {}
@@ -512,9 +532,11 @@ class ClipJob:
     seed: int = 0  # the study seed: the first training seed
     seeds: int = 1  # training seeds per (setup, scale)
     workers: int = 0  # processes training independent runs at once (0: train.auto_workers, 1 under accelerate launch)
+    control: bool = False  # fashion: also real images with exact class names at the largest scale (clip/control/)
 
 
 def run_job(job: ClipJob, progress: bool = True) -> pd.DataFrame:
+    """Train and evaluate every run of ``job`` (and its control, with ``job.control``); returns the metrics table."""
     from synkit.generate import read_images
     from synkit.worlds import in_memory, load_world, t2i_split
 
@@ -536,32 +558,18 @@ def run_job(job: ClipJob, progress: bool = True) -> pd.DataFrame:
                          f"{config.image_size or 28}; set clip_image_size (other worlds) and clip_config image_size to the same size.")
     evals, tasks = world_tasks(world, job.eval_size, config.image_size or (real.shape[1] if real.ndim == 4 else None), job.extra_eval)
     launched = int(os.environ.get("WORLD_SIZE", "1")) > 1  # under accelerate launch: one run at a time over every process
+    control = exact_names_captions(job, world, len(captions)) if job.control else None
     return run_ladder(captions, real, synthetic, evals, tasks, job.scales, config, out, job.setups, templates_for(job.world), progress,
-                      seeds=[job.seed + i for i in range(job.seeds)], workers=1 if launched else (job.workers or None))
+                      seeds=[job.seed + i for i in range(job.seeds)], workers=1 if launched else (job.workers or None), control=control)
 
 
-def exact_names_control(job: ClipJob, progress: bool = True) -> pd.DataFrame:
-    """The control for "synthetic beats real" in the fashion world: real images whose captions always
-    name the exact class (no loose lemma or hypernym), at the largest scale, every seed. Writes
-    ``clip/control/metrics.parquet`` and returns it (setup ``real-exact-names``)."""
-    from synkit.generate import read_images
-    from synkit.worlds import load_world
-
+def exact_names_captions(job: ClipJob, world, n: int) -> pd.DataFrame:
+    """The captions of the control for "synthetic beats real" in the fashion world: the study's
+    first ``n`` web images in the study's caption order, each caption naming the exact class (no
+    loose lemma or hypernym). ``run_job`` trains real images with them at the largest scale."""
     if job.world != "fashion":
         raise ValueError(f"the exact-names control needs the fashion world's own captions; world {job.world!r} has none.")
-    out = Path(job.study_dir) / "clip"
-    config = clip_config_from(job.clip_config)
-    world = load_world(job.world, job.world_root, job.web_size, job.real_size, job.split_seed)
-    loose = pd.read_parquet(out / "captions.parquet")
-    exact = web_captions(world, len(loose), job.split_seed, synonym_rate=0.0, hypernym_rate=0.0)
-    if list(exact["web_index"]) != list(loose["web_index"]):
-        raise RuntimeError("the exact-name captions do not follow the study's caption order; rerun 07_clip from the start.")
-    synthetic, _ = read_images(out / "synthetic", checksums=False)
-    real = np.asarray(world.split("web").images)[exact["web_index"].to_numpy()]
-    evals, tasks = world_tasks(world, job.eval_size, None, [])
-    table = run_ladder(exact, real, synthetic, evals, tasks, [max(job.scales)], config, out / "control", ["real"], templates_for(job.world),
-                       progress, seeds=[job.seed + i for i in range(job.seeds)])
-    return table.assign(setup="real-exact-names")
+    return web_captions(world, n, job.split_seed, synonym_rate=0.0, hypernym_rate=0.0)
 
 
 def control_table(metrics: pd.DataFrame, control: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
