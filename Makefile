@@ -45,5 +45,10 @@ smoke: install
 test: install-test
 	$(PYTHON) -m pytest
 
+## JupyterLab on the whole project (notebooks/ open first); the notebooks find outputs/ from wherever their kernel starts.
 lab: install
-	$(PYTHON) -m jupyter lab notebooks/
+	$(PYTHON) -m jupyter lab --ServerApp.root_dir="$(CURDIR)" --ContentsManager.preferred_dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
+
+## Every study's outputs and the cached models (outputs/models): the next study starts cold.
+clean-outputs:
+	find outputs -mindepth 1 -maxdepth 1 ! -name .gitkeep ! -name README.md -exec rm -rf {} +

@@ -3,4 +3,11 @@
 from synkit.record import record
 
 __version__ = "0.1.0"
-__all__ = ["record", "__version__"]
+__all__ = ["enter", "record", "__version__"]
+
+
+def enter(namespace: dict, notebook: str):
+    """Every notebook's first step (``synkit.study.enter``): the project root, the default study."""
+    from synkit.study import enter as _enter
+
+    return _enter(namespace, notebook)

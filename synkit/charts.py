@@ -7,6 +7,26 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
+VEGALITE_MIME = "application/vnd.vegalite.v5+json"
+
+
+def _offline_renderer(spec: dict, **metadata) -> tuple[dict, dict]:
+    """Charts as their Vega-Lite spec alone: JupyterLab 4 draws it with the vega it bundles (no
+    network, and it is a safe output, so untrusted and papermill-executed notebooks show it too).
+    SVG rather than canvas: the marks stay elements (accessible labels, clickable, testable)."""
+    bundle = {VEGALITE_MIME: spec, "text/plain": "<Vega-Lite chart: open the notebook in JupyterLab; a PNG is saved beside it>"}
+    return bundle, {VEGALITE_MIME: {"embed_options": {"renderer": "svg", "actions": False}}}
+
+
+def use_offline_renderer() -> None:
+    """Make notebook charts render offline (``_offline_renderer``); altair's default loads vega from a CDN."""
+    if "synkit" not in alt.renderers.names():
+        alt.renderers.register("synkit", _offline_renderer)
+    alt.renderers.enable("synkit")
+
+
+use_offline_renderer()
+
 
 def prompt_counts(table: pd.DataFrame) -> alt.Chart:
     """Distinct prompts per class for each prompt set (a bar per set, log scale)."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 import time
@@ -35,7 +36,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from synkit.progress import tqdm
 
 from synkit import train
 from synkit.files import write_parquet
@@ -331,7 +332,7 @@ def train_clip(bank: torch.Tensor, tokens: torch.Tensor, setup: str, config: Cli
     run_dir.mkdir(parents=True, exist_ok=True)
     accelerator = train.make_accelerator()
     torch.manual_seed(config.seed)
-    model = open_clip.create_model(config.model, pretrained=None, force_image_size=config.image_size)
+    model = from_scratch(config.model, config.image_size)
     decay = [p for nme, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in nme]
     rest = [p for nme, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in nme)]
     # fused: one kernel per step instead of a dozen per tensor; the 4.7M-entry token embedding made the
@@ -429,6 +430,24 @@ def run_ladder(captions: pd.DataFrame, real_images: np.ndarray, synthetic_images
     write_parquet(table, out / "metrics.parquet")
     write_parquet(runs, out / "runs.parquet")
     return table
+
+
+class _NotAProblem(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "initialized randomly" not in record.getMessage()
+
+
+def from_scratch(name: str, image_size: int | None = None):
+    """``open_clip.create_model(name)`` with random weights, as every CLIP run here starts; without
+    open_clip's warning that no pretrained weights were loaded (one per run, in every terminal line)."""
+    import open_clip
+
+    quiet = _NotAProblem()
+    logging.getLogger().addFilter(quiet)
+    try:
+        return open_clip.create_model(name, pretrained=None, force_image_size=image_size)
+    finally:
+        logging.getLogger().removeFilter(quiet)
 
 
 class ClipRuns:

@@ -54,7 +54,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image
-from tqdm.auto import tqdm
+from synkit.progress import tqdm
 
 from synkit.files import write_json, write_parquet
 from synkit.worlds import safe_name
@@ -108,6 +108,7 @@ class GenJob:
             d.pop(k)  # images are seeded per (configuration, class, index): more or fewer keeps the rest valid
         d["generator"] = generator_id(self.generator)
         d["stages"] = [generator_id(s) for s in self.stages]
+        d["prompt_encoding"] = 2  # 2: each prompt set's distinct prompts encoded together, sorted (1: per configuration)
         return d
 
 
@@ -425,10 +426,14 @@ def _plan(job: GenJob) -> tuple[pd.DataFrame, int]:
     return plan, plan["class_index"].nunique()
 
 
+_PROMPT_TABLES_MAX = 4  # prompt sets kept per pipeline at once (the 80-template set: 800 prompts, about 40 MB)
+
+
 class _Renderer:
-    """Renders and writes shards of configurations with one loaded pipeline per generator; each
-    configuration's distinct prompts are encoded once (all of its plan's, in plan order, so an
-    image does not depend on which process or shard encoded them)."""
+    """Renders and writes shards of configurations with one loaded pipeline per generator. Each
+    prompt set's distinct prompts are encoded once for every configuration that uses it (every CFG
+    scale, every image count), in a fixed order (sorted), so an image does not depend on which
+    configuration, process or shard encoded its prompt; caption mode encodes its plan's captions."""
 
     def __init__(self, pipe=None):
         self.pipes = {} if pipe is None else {None: pipe}
@@ -450,11 +455,23 @@ class _Renderer:
 
     def _table(self, job: GenJob, plan: pd.DataFrame, pipe):
         if self.embeds[0] != (job.name, job.out_dir):
-            unique = list(dict.fromkeys(plan["prompt"]))
-            table = None
-            if len(unique) <= MAX_CACHED_PROMPTS:  # caption mode at web scale would not fit: encoded per shard then
-                cached, negative = prompt_embeddings(pipe, unique, job.batch_size)
+            if job.captions:  # one image per caption: the plan's captions, in plan order
+                unique, shared = list(dict.fromkeys(plan["prompt"])), None
+            else:  # the whole prompt set, shared by its configurations
+                prompts = pd.read_parquet(job.prompts, columns=["prompt_set", "prompt"])
+                unique = sorted(set(prompts.loc[prompts["prompt_set"] == job.prompt_set, "prompt"]))
+                stat = os.stat(job.prompts)
+                shared = (str(job.prompts), stat.st_mtime_ns, stat.st_size, job.prompt_set, job.dtype)
+            # kept on the pipeline object: they live and die with the model that encoded them
+            tables = pipe.__dict__.setdefault("_synkit_prompt_tables", {})
+            table = tables.get(shared) if shared else None
+            if table is None and len(unique) <= MAX_CACHED_PROMPTS:  # caption mode at web scale would not fit: encoded per shard then
+                cached, negative = prompt_embeddings(pipe, unique)  # fixed batches of 256: the same numbers for every job
                 table = (cached, negative, {p: i for i, p in enumerate(unique)})
+                if shared:
+                    while len(tables) >= _PROMPT_TABLES_MAX:
+                        tables.pop(next(iter(tables)))
+                    tables[shared] = table
             self.embeds = ((job.name, job.out_dir), table)
         return self.embeds[1]
 

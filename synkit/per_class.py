@@ -18,14 +18,16 @@ clustering of 10 points (fashion) would be unstable; quantiles are not. Classes 
 k beats their real k are flagged (``beats_real``: point estimates; ``beats_real_ci``: the
 synthetic interval lies wholly above the real one).
 
-The ``Explorer`` widget shows, for a chosen source and class, its curves against real data, its
-category, its quality numbers and sample images; ``dashboard`` is a static HTML version with
-altair selections that needs no kernel.
+The explorer (``dashboard``) is one Vega-Lite chart with selections: pick a source in its menu,
+click a class in the scatter, and it shows the class's curves against real data, its category,
+its quality numbers and sample images (carried in the chart as data URLs). It needs no kernel
+and no network: the same chart in the notebook, in JupyterLab and in ``dashboard.html``.
 """
 
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import altair as alt
 import numpy as np
@@ -180,12 +182,16 @@ def class_curves(points: pd.DataFrame, table: pd.DataFrame, classes: list[str], 
     return charts.scaling_curves(points[keep], curves, column="class_name", row="metric", title="Per-class val loss vs training images")
 
 
-def dashboard(table: pd.DataFrame, points: pd.DataFrame) -> alt.VConcatChart:
-    """A static, kernel-free view: choose a synthetic source in the menu, click a class in the
-    scatter, and the curves below show that class on the source and on real data."""
+def dashboard(table: pd.DataFrame, points: pd.DataFrame, samples: pd.DataFrame | None = None) -> alt.VConcatChart:
+    """The explorer, one Vega-Lite chart that needs no kernel and no network (notebook, JupyterLab,
+    ``dashboard.html``): choose a synthetic source in the menu, click a class in the scatter, and the
+    panels follow: that class's facts (category, k with its interval, quality), its loss curves on the
+    source and on real data, and (with ``samples``, from ``sample_table``) real images beside generated ones."""
     sources = sorted(table.loc[table["category"].notna(), "source"].unique())
+    first = table[table["category"].notna()].sort_values("class_index")["class_name"].iloc[0]
     pick_source = alt.param(name="source_pick", value=sources[0], bind=alt.binding_select(options=sources, name="synthetic source "))
-    pick_class = alt.selection_point(name="class_pick", fields=["class_name"], value=[{"class_name": table["class_name"].iloc[0]}])
+    # clear=False: a click on empty space keeps the class (an empty selection would show every class at once)
+    pick_class = alt.selection_point(name="class_pick", fields=["class_name"], value=[{"class_name": first}], clear=False)
     top = scatter(table, "final_top1", "click a class (menu: source)", pick_class).add_params(pick_source).transform_filter(
         "datum.source == source_pick")
     base = alt.Chart(points).transform_filter(pick_class).transform_filter("datum.source == source_pick || datum.source == 'real'")
@@ -198,7 +204,61 @@ def dashboard(table: pd.DataFrame, points: pd.DataFrame) -> alt.VConcatChart:
         x=alt.X("count():Q", title="classes"), y=alt.Y("category:N", sort=list(CATEGORIES)), color=alt.Color("category:N"),
         tooltip=["category", "count()"],
     ).properties(width=200, height=120, title="categories of this source")
-    return alt.vconcat(alt.hconcat(top, cats), lines)
+    facts = alt.Chart(_facts(table)).transform_filter(pick_class).transform_filter("datum.source == source_pick").mark_text(
+        align="left", baseline="top", fontSize=12).encode(
+        x=alt.value(4), y=alt.Y("line:O", axis=None), text="text:N").properties(width=300, height=120, title="the selected class")
+    rows = [alt.hconcat(top, alt.vconcat(cats, facts))]
+    if samples is not None and len(samples):
+        side = int(samples["side"].max())
+        pics = alt.Chart(samples).transform_filter(pick_class).transform_filter(
+            "datum.source == source_pick || datum.source == 'real'").transform_calculate(
+            row="datum.source == 'real' ? 'real' : 'generated'").mark_image(width=side, height=side).encode(
+            x=alt.X("sample:O", axis=None), y=alt.Y("row:N", sort=["real", "generated"], title=None), url="url:N",
+        ).properties(width=(side + 6) * int(samples["sample"].max() + 1), height=2 * (side + 10), title="real (top) and generated images")
+        rows.append(alt.hconcat(lines, pics))
+    else:
+        rows.append(lines)
+    return alt.vconcat(*rows)
+
+
+def _facts(table: pd.DataFrame) -> pd.DataFrame:
+    """Lines of text per synthetic (source, class) for the explorer's facts panel."""
+    real_k = table[table["source"] == "real"].set_index("class_index")["k"]
+    rows = []
+    for r in table[table["category"].notna()].itertuples():
+        rk = real_k.get(r.class_index, np.nan)
+        lines = [f"{r.class_name} on {r.source}: {r.category}",
+                 f"k = {r.k:.3f} [{r.k_lo:.3f}, {r.k_hi:.3f}] (real: {'n/a' if pd.isna(rk) else f'{rk:.3f}'})",
+                 f"-log L at D_I = {r.neg_log_l_di:.3f}; top-1 at {int(r.final_size)} images = {r.final_top1:.3f}",
+                 f"recognizability (F1) = {r.recognizability:.3f}; diversity = {r.diversity:.3f}",
+                 "scales better than on real data" if r.beats_real else ""]
+        rows += [{"source": r.source, "class_name": r.class_name, "line": i, "text": t} for i, t in enumerate(lines) if t]
+    return pd.DataFrame(rows)
+
+
+def sample_table(table: pd.DataFrame, images, per_class: int = 6, max_classes: int = 100, side: int = 56) -> pd.DataFrame:
+    """The explorer's sample images as PNG data URLs (the chart carries them: no files, no server):
+    ``per_class`` real ones and generated ones of each synthetic source, for every class when there
+    are at most ``max_classes`` (else the Scaling and Poor ones first, up to ``max_classes``).
+    ``images(source, class_index)`` is ``image_sampler``'s function."""
+    import base64
+
+    from PIL import Image
+
+    syn = table[table["category"].notna()]
+    classes = syn.drop_duplicates("class_index").sort_values("class_index")
+    if len(classes) > max_classes:
+        order = classes.assign(named=classes["class_index"].isin(syn.loc[syn["category"].isin(["Scaling", "Poor"]), "class_index"]))
+        classes = order.sort_values(["named", "class_index"], ascending=[False, True]).head(max_classes)
+    rows = []
+    for c in classes.itertuples():
+        for source in ["real", *sorted(syn["source"].unique())]:
+            for i, im in enumerate(np.asarray(images(source, int(c.class_index)))[:per_class]):
+                buf = io.BytesIO()
+                Image.fromarray(im).resize((side, side), Image.NEAREST if im.shape[0] < side else Image.BILINEAR).save(buf, format="png")
+                rows.append({"source": source, "class_name": c.class_name, "sample": i, "side": side,
+                             "url": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()})
+    return pd.DataFrame(rows)
 
 
 def side_by_side(real_images: np.ndarray, synthetic_images: np.ndarray, title: str = "", per_row: int = 8, scale: int = 3):
@@ -217,99 +277,19 @@ def side_by_side(real_images: np.ndarray, synthetic_images: np.ndarray, title: s
     return charts.image_grid(images, labels, [f"real {title}"[:14], "synthetic"], per_class=n, scale=scale)
 
 
-# ---------------------------------------------------------------- explorer
+# ---------------------------------------------------------------- samples
 
 
-def _png(image) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format="png")
-    return buf.getvalue()
-
-
-class Explorer:
-    """An ipywidgets explorer: pick a synthetic source and a class (menus, or click a point of the
-    scatter when anywidget is installed) to see its curves against real data, its category, its
-    quality numbers and real and synthetic samples side by side.
-
-    ``images(source, class_index) -> uint8 array`` supplies samples (``"real"`` for real ones);
-    ``widget`` is the ipywidgets box to display."""
-
-    def __init__(self, table: pd.DataFrame, points: pd.DataFrame, images, d_i: float):
-        import ipywidgets as w
-
-        self.table, self.points, self.images, self.d_i = table, points, images, d_i
-        syn = table[table["category"].notna()]
-        self.source = w.Dropdown(options=sorted(syn["source"].unique()), description="source")
-        classes = syn.drop_duplicates("class_index").sort_values("class_index")
-        self.klass = w.Dropdown(options=list(zip(classes["class_name"], classes["class_index"])), description="class")
-        self.info = w.HTML()
-        self.curves = w.Image(format="png")
-        self.samples = w.Image(format="png")
-        self.scatter = self._scatter_widget()
-        self.source.observe(lambda _: self.update(), names="value")
-        self.klass.observe(lambda _: self.update(), names="value")
-        self.widget = w.VBox([w.HBox([self.source, self.klass]), w.HBox([self.scatter, self.info]), w.HBox([self.curves, self.samples])])
-        self.update()
-
-    def _scatter_widget(self):
-        import ipywidgets as w
-
-        chart = scatter(self.table, "final_top1", "click a class")
-        try:
-            pick = alt.selection_point(name="pick", fields=["class_index"])
-            live = alt.JupyterChart(chart.add_params(pick))
-        except (ImportError, RuntimeError):  # anywidget missing: a static picture, the menus still work
-            return w.Image(value=chart_png(chart), format="png")
-
-        def clicked(change):
-            chosen = change["new"].value
-            if chosen:
-                self.klass.value = int(chosen[0]["class_index"])
-
-        live.selections.observe(clicked, names="pick")
-        return live
-
-    def select(self, source: str, class_index: int) -> None:
-        """Programmatic selection (what a click does)."""
-        self.source.value, self.klass.value = source, class_index
-
-    def row(self) -> pd.Series:
-        t = self.table
-        return t[(t["source"] == self.source.value) & (t["class_index"] == self.klass.value)].iloc[0]
-
-    def update(self) -> None:
-        r = self.row()
-        real = self.table[(self.table["source"] == "real") & (self.table["class_index"] == r["class_index"])]
-        real_k = f"{real['k'].iloc[0]:.3f}" if len(real) else "n/a"
-        self.info.value = (
-            f"<b>{r['class_name']}</b> on <code>{r['source']}</code>: <b>{r['category']}</b><br>"
-            f"k = {r['k']:.3f} [{r['k_lo']:.3f}, {r['k_hi']:.3f}] (real: {real_k})<br>"
-            f"-log L at D_I = {r['neg_log_l_di']:.3f}; top-1 at {int(r['final_size'])} images = {r['final_top1']:.3f}<br>"
-            f"recognizability (F1) = {r['recognizability']:.3f}; diversity = {r['diversity']:.3f}"
-            + ("<br><b>scales better than on real data</b>" if r["beats_real"] else "")
-        )
-        chart = class_curves(self.points, self.table, [r["class_name"]], [r["source"], "real"], self.d_i)
-        self.curves.value = chart_png(chart)
-        self.samples.value = _png(side_by_side(self.images("real", int(r["class_index"])), self.images(r["source"], int(r["class_index"])), r["class_name"]))
-
-
-def chart_png(chart, scale: float = 1.0) -> bytes:
-    """An altair chart as PNG bytes (vl-convert), for widgets that show pictures."""
-    import vl_convert as vlc
-
-    return vlc.vegalite_to_png(chart.to_json(), scale=scale)
-
-
-def image_sampler(world, configs: pd.DataFrame, per_class: int = 8, file_size: int = 96):
+def image_sampler(world, configs: pd.DataFrame, per_class: int = 8, file_size: int = 96, study_dir: str | Path | None = None):
     """``images(source, class_index)``: the first ``per_class`` real images of the class (``"real"``)
     or generated ones of a configuration, read once per source and cached (real image files are
-    read per class and squared to ``file_size``)."""
-    from pathlib import Path
-
+    read per class and squared to ``file_size``). Manifest paths relative to ``study_dir`` (as
+    02_generate stores them) are read from there."""
+    from synkit.files import from_study
     from synkit.generate import read_images
 
     cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    manifests = dict(zip(configs["config"], configs["manifest"]))
+    manifests = {c: from_study(m, study_dir) if study_dir else m for c, m in zip(configs["config"], configs["manifest"])}
 
     def images(source: str, class_index: int) -> np.ndarray:
         if source == "real" and not hasattr(world.split("real"), "images"):  # image files: read only the class's first ones

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from synkit.progress import tqdm
 
 from synkit.worlds import ClassInfo
 

@@ -251,13 +251,151 @@ def check(study: dict, notebooks: dict[str, Path], source: str = "study") -> dic
                 invalid.add(key)
                 problems.append(f"{source}: {key}={value!r} is invalid for {stem}: {why}.")
         plan[stem] = values
+    if not problems:
+        problems += nested_problems(plan, {stem: {k: p.default for k, p in params.items()} for stem, params in declared.items()}, source)
     if problems:
         raise StudyError("\n".join(problems))
     return plan
 
 
+def _config_classes() -> dict[str, tuple[str, object]]:
+    """Each nested config parameter: (the class its keys are fields of, a builder that checks the values)."""
+    from synkit import clip, quality, t2i, train
+
+    def reference(values: dict):
+        return quality.ReferenceConfig(**values)
+
+    return {
+        "embedded_config": ("synkit.t2i.T2IConfig", t2i.T2IConfig, t2i.config_from),
+        "reference_config": ("synkit.quality.ReferenceConfig", quality.ReferenceConfig, reference),
+        "train_config": ("synkit.train.TrainConfig", train.TrainConfig, train.config_from),
+        "capacity_config": ("synkit.train.TrainConfig", train.TrainConfig, train.config_from),
+        "clip_config": ("synkit.clip.ClipConfig", clip.ClipConfig, clip.clip_config_from),
+    }
+
+
+def nested_problems(plan: dict[str, dict], defaults: dict[str, dict], source: str = "study") -> list[str]:
+    """What ``check`` finds inside the values, before anything runs: every key and value of each
+    nested config (``train_config``, ``clip_config``, ``embedded_config``, ``reference_config``,
+    ``capacity_config``), and 04_train's ``sources`` and ``capacity_source`` against the
+    configurations 02_generate will make. One sentence per problem, naming the closest valid key."""
+    import dataclasses
+
+    problems: list[str] = []
+    classes = None
+    for stem, values in plan.items():
+        for key, value in values.items():
+            if not key.endswith("_config") or not isinstance(value, dict):
+                continue
+            classes = classes or _config_classes()
+            if key not in classes:
+                continue
+            cls_name, cls, build = classes[key]
+            fields = [f.name for f in dataclasses.fields(cls)]
+            unknown = [k for k in value if k not in fields]
+            if unknown:
+                match = difflib.get_close_matches(unknown[0], fields, n=1, cutoff=0.5)
+                hint = f"; did you mean {match[0]!r}?" if match else f"; valid keys are {', '.join(sorted(fields))}."
+                problems.append(f"{source}: {key} of {stem} has unknown key {unknown[0]!r} (fields of {cls_name}){hint}")
+                continue
+            try:
+                build(dict(value))
+            except (TypeError, ValueError) as err:
+                problems.append(f"{source}: {key} of {stem} is invalid: {err}")
+    problems += _source_problems(plan, defaults, source)
+    return problems
+
+
+def _source_problems(plan: dict[str, dict], defaults: dict[str, dict], source: str) -> list[str]:
+    """04_train's sources (and capacity_source) must name real or a configuration 02_generate makes."""
+    if "04_train" not in plan or "02_generate" not in plan:
+        return []
+    gen = {**defaults.get("02_generate", {}), **plan["02_generate"]}
+    train_values = {**defaults.get("04_train", {}), **plan["04_train"]}
+    made = {(ps, float(g)) for ps in gen.get("prompt_sets") or [] for g in gen.get("guidance_scales") or []}
+    for spec in gen.get("ladder_configs") or []:
+        name, _, scale = str(spec).partition("@")
+        try:
+            made.add((name, float(scale)))
+        except ValueError:
+            return [f"{source}: ladder_configs entry {spec!r} of 02_generate is not PROMPT_SET@CFG such as 'in_captions@2'."]
+    valid = ["real", *sorted(f"{ps}@{g:g}" for ps, g in made)]
+    from synkit.generate import config_name
+
+    generator = str(gen.get("generator") or "embedded")
+    label = gen.get("generator_name") or ("embedded" if generator == "embedded" else Path(generator.rstrip("/")).name)
+    names = {config_name(label, ps, g) for ps, g in made}  # a source may name the configuration's folder too
+    problems = []
+    specs = list(train_values.get("sources") or [])
+    if train_values.get("capacity_source"):
+        specs.append(train_values["capacity_source"])
+    for spec in specs:
+        base, plus, frac = str(spec).partition("+real:")
+        if base == "real" and not plus:
+            continue
+        name, at, scale = base.partition("@")
+        try:
+            known = (name, float(scale)) in made if at else base in names
+        except ValueError:
+            known = False
+        if not known:
+            match = difflib.get_close_matches(base, valid, n=1, cutoff=0.5)
+            hint = f"; did you mean {match[0]!r}?" if match else ""
+            problems.append(f"{source}: source {spec!r} of 04_train names no configuration 02_generate makes (valid: {', '.join(valid)}){hint}")
+    return problems
+
+
 def study_dir(study: dict) -> Path:
     return Path(study.get("outputs_dir", "outputs")) / str(study["study"])
+
+
+ROOT_ENV = "SYNKIT_ROOT"  # the folder relative paths resolve against (synkit run sets it for its kernels)
+DEFAULT_STUDIES = ("mini", "smoke")  # what a notebook opened without parameters shows: the first that has run
+
+
+def project_root(start: str | Path | None = None) -> Path:
+    """The folder relative paths (outputs_dir, world_root, ...) resolve against: ``$SYNKIT_ROOT``,
+    else the nearest folder at or above ``start`` (default: the working directory) holding
+    ``parameters/`` and ``notebooks/`` (a synkit project), else the working directory."""
+    if os.environ.get(ROOT_ENV):
+        return Path(os.environ[ROOT_ENV]).resolve()
+    here = Path(start or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "parameters").is_dir() and (folder / "notebooks").is_dir():
+            return folder
+    return here
+
+
+def default_study(outputs_dir: str | Path) -> str:
+    """The study a notebook shows when opened without parameters: the first of DEFAULT_STUDIES that has run."""
+    for name in DEFAULT_STUDIES:
+        if (Path(outputs_dir) / name / "parameters.json").is_file():
+            return name
+    raise StudyError(f"no study has run under {Path(outputs_dir).resolve()}: run `make study` (or `synkit run parameters/smoke.yaml`) "
+                     f"first, or set study in the notebook's parameters cell.")
+
+
+def enter(namespace: dict, notebook: str) -> Path:
+    """The first step of every notebook: work from the project root (``project_root``), so relative
+    paths mean what they mean to ``synkit run``, whichever folder the kernel started in. A notebook
+    opened without parameters (JupyterLab: ``study`` left "") takes the default study and the
+    parameters that study ran this notebook with (``parameters.json``), so it shows, and reuses,
+    that study's results. Updates ``namespace`` (the notebook's globals); returns the study folder."""
+    from synkit import charts, progress
+
+    charts.use_offline_renderer()  # every chart a notebook shows renders with no network
+    os.chdir(project_root())
+    progress.watch_cells()  # under synkit run: the terminal hears about long cells without a bar too
+    if not namespace.get("study"):
+        outputs = Path(namespace.get("outputs_dir") or "outputs")
+        name = default_study(outputs)
+        recorded = json.loads((outputs / name / "parameters.json").read_text(encoding="utf-8"))
+        namespace.update(recorded["notebooks"].get(notebook, {}))
+        namespace["study"] = name
+        print(f"study {name!r} (no parameters given): the parameters {recorded.get('parameters_file', 'its run')} gave {notebook}",
+              file=sys.stderr)
+    return Path(namespace.get("outputs_dir") or "outputs") / str(namespace["study"])
+
 
 
 def _failure_message(stem: str, err, output: Path) -> str:
@@ -303,9 +441,6 @@ def run(
     and synkit code is reused (``force`` runs every one); once one runs, all later ones run.
     Returns the executed notebooks by stem.
     """
-    import papermill as pm
-    from papermill.exceptions import PapermillExecutionError
-
     study = load_study(params_file, sets)
     notebooks = discover(notebooks_dir)
     plan = check(study, notebooks, source=str(params_file))
@@ -327,7 +462,39 @@ def run(
     done: dict[str, Path] = {}
     t_study = time.perf_counter()
     code = _code_digest()
-    rerun = force
+    from synkit import progress as progress_lines
+
+    saved_env = {k: os.environ.get(k) for k in (ROOT_ENV, progress_lines.ENV)}
+    os.environ[ROOT_ENV] = str(Path.cwd().resolve())  # the kernels resolve relative paths from here, as this process does
+    try:
+        _run_notebooks(notebooks, plan, out_dir, code, force, progress, done, t_study)
+    finally:
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return done
+
+
+def _kernel_manager():
+    """A python3 kernel on IPC sockets in a private temporary folder (no TCP ports, no
+    unencrypted-transport warning on every notebook)."""
+    import tempfile
+
+    from jupyter_client.manager import KernelManager
+
+    folder = tempfile.mkdtemp(prefix="synkit-kernel-")
+    return KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(folder, "kernel"))
+
+
+def _run_notebooks(notebooks, plan, out_dir, code, rerun, progress, done, t_study) -> None:
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    from synkit import progress as progress_lines
+    from synkit.files import write_json
+
     for i, (stem, path) in enumerate(notebooks.items(), 1):
         params = plan[stem]
         final, running, failed = (out_dir / f"{stem}{suffix}.ipynb" for suffix in ("", ".running", ".failed"))
@@ -343,8 +510,11 @@ def run(
         stamp_path.unlink(missing_ok=True)
         print(f"[{i}/{len(notebooks)}] {stem} -> {final}", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
+        os.environ[progress_lines.ENV] = f"{i}/{len(notebooks)} {stem}"  # the kernel's bars report to this terminal
+        km = _kernel_manager()
         try:
-            pm.execute_notebook(str(path), str(running), parameters=params, progress_bar=progress, kernel_name="python3")
+            # papermill's cell bar stays off: the kernel's own lines say more (synkit.progress)
+            pm.execute_notebook(str(path), str(running), parameters=params, progress_bar=False, kernel_name="python3", km=km)
         except PapermillExecutionError as err:
             os.replace(running, failed)
             raise NotebookFailed(_failure_message(stem, err, failed)) from None
@@ -354,6 +524,12 @@ def run(
                 os.replace(running, stopped)
                 _LAST_INTERRUPTED[:] = [stopped]
             raise
+        finally:
+            import shutil
+
+            if km.has_kernel:  # papermill leaves a kernel it was handed running: stop it (and free its memory) now
+                km.shutdown_kernel(now=True)
+            shutil.rmtree(Path(km.ip).parent, ignore_errors=True)
         os.replace(running, final)
         write_json(stamp, stamp_path)
         done[stem] = final
@@ -363,4 +539,3 @@ def run(
             file=sys.stderr,
             flush=True,
         )
-    return done

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from synkit.progress import tqdm
 
 from synkit.generate import prompt_embeddings
 

@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from synkit.progress import tqdm
 
 from synkit.files import atomic_path, write_json, write_parquet
 from synkit.worlds import safe_name
@@ -712,6 +712,7 @@ class LadderData:
         self.synthetic: dict[str, tuple] = {}
 
     def _synthetic(self, name: str):
+        from synkit.files import from_study
         from synkit.generate import read_images
 
         if name not in self.synthetic:
@@ -719,8 +720,8 @@ class LadderData:
                 shards = ShardImages(self.study / "synthetic" / name)
                 self.synthetic[name] = (shards, None, shards.digest)
             else:
-                manifest_path = Path(self.configs.set_index("config").loc[name, "manifest"])
-                if not manifest_path.is_absolute() and not manifest_path.exists():
+                manifest_path = Path(from_study(self.configs.set_index("config").loc[name, "manifest"], self.study))
+                if not manifest_path.exists():  # a table from another working directory: the configuration's own folder
                     manifest_path = self.study / "synthetic" / name / "manifest.parquet"
                 need = int(self.plan.loc[self.plan["config"] == name, "size"].max())
                 imgs, man = read_images(manifest_path.parent, per_class=-(-need // len(self.class_names)))
@@ -763,6 +764,10 @@ def _like(images: np.ndarray, shape: tuple) -> np.ndarray:
     from synkit.worlds.folder import fit_image
 
     return np.stack([fit_image(Image.fromarray(im), shape[0], "L" if len(shape) == 2 else "RGB") for im in images])
+
+
+def _label(row: dict) -> str:
+    return run_label(row) if "model" in row else str(row.get("label", ""))
 
 
 def run_label(row: dict) -> str:
@@ -834,7 +839,7 @@ def run_plan(rows: list[dict], make_data, worker_init, worker_run, workers: int,
             torch.set_num_threads(threads)  # the same thread count as a worker's: the same results
         try:
             for i, row in enumerate(rows):
-                bar.set_postfix_str(run_label(row) if "model" in row else str(row.get("label", "")))
+                bar.set_postfix_str(_label(row))
                 results[i] = data(row)
                 bar.update(1)
         finally:
@@ -846,10 +851,18 @@ def run_plan(rows: list[dict], make_data, worker_init, worker_run, workers: int,
         threads = threads or 1
         with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=worker_init,
                                     initargs=(*initargs, threads)) as pool:
-            order = sorted(range(len(rows)), key=lambda i: -cost(rows[i])) if cost else range(len(rows))
+            order = sorted(range(len(rows)), key=lambda i: -cost(rows[i])) if cost else list(range(len(rows)))
             futures = {pool.submit(worker_run, rows[i]): i for i in order}
+            pending = list(order)  # the pool takes runs in this order: its first `workers` are the ones training
+
+            def running() -> None:
+                bar.set_postfix_str("training " + "; ".join(_label(rows[i]) for i in pending[:workers]), refresh=False)
+
+            running()
             for fut in cf.as_completed(futures):
                 results[futures[fut]] = fut.result()  # a run's error stops the ladder here, with its message
+                pending.remove(futures[fut])
+                running()
                 bar.update(1)
     bar.close()
     return results

@@ -192,14 +192,29 @@ def tiny_amused(tmp_path_factory) -> Path:
 
 
 def smoke_run(out: Path) -> tuple[Path, str]:
-    """The smoke study through the real notebooks into ``out``: (study folder, the runner's log)."""
+    """The smoke study through the real notebooks into ``out``: (study folder, the runner's log).
+    Each line of the log is also kept with the second it arrived (``out/timeline.json``: the
+    terminal progress test reads when lines came, not just what they said)."""
+    import json
     import subprocess
     import sys
+    import time
 
     cmd = [sys.executable, "-m", "synkit", "run", "parameters/smoke.yaml", "--set", f"outputs_dir={out}"]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return out / "smoke", done.stderr
+    t0 = time.time()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    timeline = []
+    try:
+        for line in proc.stderr:  # as the lines arrive
+            timeline.append((round(time.time() - t0, 2), line.rstrip("\n")))
+        proc.wait(timeout=900)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = "\n".join(text for _, text in timeline)
+    assert proc.returncode == 0, log[-3000:]
+    (out / "timeline.json").write_text(json.dumps(timeline))
+    return out / "smoke", log
 
 
 @pytest.fixture(scope="session")

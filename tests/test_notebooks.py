@@ -1,5 +1,7 @@
 """The smoke study through the real notebooks (slow: starts kernels)."""
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +15,21 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.slow
 
 
+def test_terminal_progress_lines_arrive_while_notebooks_run(smoke):
+    """synkit run's terminal hears about long work while it runs: lines naming the notebook with a
+    step count arrive during 02_generate and 04_train, long before each notebook's "done" line."""
+    folder, _ = smoke
+    timeline = json.loads((folder.parent / "timeline.json").read_text())
+    for i, stem, unit in ((2, "02_generate", r"(steps|imgs)"), (4, "04_train", r"(runs|steps)")):
+        start = next(t for t, line in timeline if line.startswith(f"[{i}/8] {stem} ->"))
+        done = next(t for t, line in timeline if line.startswith(f"[{i}/8] {stem} done in"))
+        counted = [(t, line) for t, line in timeline if start <= t <= done and line.startswith(f"[{i}/8 {stem}, ")
+                   and re.search(rf"\d+/\d+ {unit}", line)]
+        assert counted, f"no progress line with a step count while {stem} ran"
+        assert counted[0][0] < done - 2, f"{stem}: the first progress line came only at the end ({counted[0][0]} s, done at {done} s)"
+        assert re.search(r"left", " ".join(line for _, line in counted)), "progress lines carry an estimate of the time left"
+    log = "\n".join(line for _, line in timeline)
+    assert "without encryption" not in log  # the kernels talk over IPC: no transport warning per notebook
 
 
 def test_prompts_notebook_records_and_files(smoke):
@@ -53,10 +70,12 @@ def test_generate_notebook_makes_every_configuration(smoke):
     assert rec["images"] == 10 * sum(expected.values()) == configs["images"].sum()
     assert rec["images_per_s"] > 0
     for name, manifest in rec["manifests"].items():
-        table = pd.read_parquet(manifest)
+        assert not Path(manifest).is_absolute() and manifest == f"synthetic/{name}/manifest.parquet"  # relative to the study folder
+        table = pd.read_parquet(folder / manifest)
         assert len(table) == 10 * expected[name] and table["seed"].is_unique
-        assert (Path(manifest).parent / "grid.png").exists()
-    captions = pd.read_parquet(rec["manifests"]["embedded-in_captions-cfg4"])
+        assert (folder / manifest).parent.joinpath("grid.png").exists()
+    assert not Path(json.loads((folder / "synthetic" / "generator.json").read_text())["generator"]).is_absolute()
+    captions = pd.read_parquet(folder / rec["manifests"]["embedded-in_captions-cfg4"])
     assert captions["source_id"].notna().all() and captions["prompt"].str.contains(", ").all()
 
 

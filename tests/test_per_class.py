@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -75,7 +77,9 @@ def test_charts_build():
     assert grid.size[1] == 2 * 28 * 3
 
 
-def test_explorer_follows_menus_and_clicks():
+def test_explorer_chart_carries_facts_curves_and_samples():
+    """The explorer is one kernel-free chart: its facts, curves and sample images all follow the
+    class selection (clicked in JupyterLab: tests/test_lab.py) and the source menu."""
     metrics = fake_metrics()
     table = per_class.build_table(metrics, fake_quality(), 400)
     calls = []
@@ -84,13 +88,17 @@ def test_explorer_follows_menus_and_clicks():
         calls.append((source, class_index))
         return np.full((8, 28, 28), 10 * class_index + (source == "real"), np.uint8)
 
-    ex = per_class.Explorer(table, per_class.curve_points(metrics), images, 400)
-    first = (ex.info.value, ex.curves.value, ex.samples.value)
-    assert "T-shirt/top" in ex.info.value and ex.source.value == "synth"
-    ex.select("synth", 2)
-    assert "Pullover" in ex.info.value and "Scaling" in ex.info.value and "scales better than on real data" in ex.info.value
-    assert ex.curves.value != first[1] and ex.samples.value != first[2]
+    samples = per_class.sample_table(table, images, per_class=3)
+    classes = table.loc[table["category"].notna(), "class_name"].nunique()
+    assert len(samples) == classes * 2 * 3 and samples["url"].str.startswith("data:image/png;base64,").all()
     assert ("synth", 2) in calls and ("real", 2) in calls
-    # a click in the scatter arrives from the browser as a vega point selection
-    ex.scatter._vl_selections = {"pick": {"value": {"vlPoint": {"or": [{"class_index": 1}]}}, "store": []}}
-    assert ex.klass.value == 1 and "Trouser" in ex.info.value and "Poor" in ex.info.value
+    spec = per_class.dashboard(table, per_class.curve_points(metrics), samples).to_dict()
+    text = json.dumps(spec)
+    assert '"image"' in text and "class_pick" in text and "source_pick" in text and "data:image/png;base64," in text
+    facts = per_class._facts(table)
+    pullover = " ".join(facts.loc[(facts["source"] == "synth") & (facts["class_name"] == "Pullover"), "text"])
+    assert "Scaling" in pullover and "scales better than on real data" in pullover and "k = " in pullover
+    few = per_class.sample_table(table, images, per_class=2, max_classes=3)
+    assert few["class_name"].nunique() == 3
+
+

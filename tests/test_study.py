@@ -62,6 +62,80 @@ def test_bad_values_are_named(override, message):
     assert message in str(err.value)
 
 
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("02_generate.embedded_config={unet_step: 10}", "embedded_config of 02_generate has unknown key 'unet_step' (fields of synkit.t2i.T2IConfig); did you mean 'unet_steps'?"),
+        ("03_quality.reference_config={epoch: 2}", "reference_config of 03_quality has unknown key 'epoch' (fields of synkit.quality.ReferenceConfig); did you mean 'epochs'?"),
+        ("04_train.train_config={stepz_max: 3}", "train_config of 04_train has unknown key 'stepz_max' (fields of synkit.train.TrainConfig); did you mean 'steps_max'?"),
+        ("04_train.capacity_config={model_kwarg: {}}", "capacity_config of 04_train has unknown key 'model_kwarg'"),
+        ("07_clip.clip_config={batchsize: 8}", "clip_config of 07_clip has unknown key 'batchsize' (fields of synkit.clip.ClipConfig); did you mean 'batch_size'?"),
+        ("04_train.train_config={steps_max: 0}", "train_config of 04_train is invalid: train_config steps_max=0 is invalid"),
+        ("04_train.sources=[real, in_captions@2]", "source 'in_captions@2' of 04_train names no configuration 02_generate makes"),
+        ("04_train.sources=[real, in_captoins@4+real:0.5]", "did you mean 'in_captions@4'?"),
+        ("04_train.capacity_source=classnames@8", "source 'classnames@8' of 04_train names no configuration"),
+    ],
+)
+def test_check_looks_inside_nested_configs_and_sources(override, message):
+    """A typo inside a nested config or a source 02 will not make is found before anything runs."""
+    spec = study.load_study(ROOT / "parameters" / "smoke.yaml", [override])
+    with pytest.raises(study.StudyError) as err:
+        study.check(spec, study.discover(), source="smoke.yaml")
+    assert message in str(err.value) and str(err.value).count("\n") == 0
+
+
+def test_check_accepts_configuration_folder_names_as_sources():
+    spec = study.load_study(ROOT / "parameters" / "smoke.yaml", ["04_train.sources=[real, embedded-in_captions-cfg4]"])
+    assert study.check(spec, study.discover())["04_train"]["sources"] == ["real", "embedded-in_captions-cfg4"]
+
+
+def test_parameters_carry_types_papermill_reads():
+    import papermill as pm
+
+    for path in NOTEBOOKS:
+        params = pm.inspect_notebook(str(path))
+        untyped = [name for name, p in params.items() if p["inferred_type_name"] in ("None", "")]
+        assert not untyped, f"{path.name}: parameters without a type annotation: {untyped}"
+    assert pm.inspect_notebook(str(ROOT / "notebooks" / "04_train.ipynb"))["world_root"]["inferred_type_name"] == "Optional[str]"
+
+
+def test_enter_finds_the_project_root_and_the_default_study(tmp_path, monkeypatch):
+    """A notebook opened in JupyterLab (kernel in notebooks/, no parameters) works from the project
+    root and shows the default study with the parameters it ran with."""
+    project = tmp_path / "proj"
+    (project / "notebooks").mkdir(parents=True)
+    (project / "parameters").mkdir()
+    monkeypatch.delenv(study.ROOT_ENV, raising=False)
+    monkeypatch.chdir(project / "notebooks")
+    namespace = {"study": "", "outputs_dir": "outputs", "seed": 0}
+    with pytest.raises(study.StudyError, match="no study has run under .*make study"):
+        study.enter(dict(namespace), "04_train")
+    recorded = {"parameters_file": "parameters/mini.yaml", "notebooks": {"04_train": {"study": "mini", "seed": 3}}}
+    (project / "outputs" / "mini").mkdir(parents=True)
+    (project / "outputs" / "mini" / "parameters.json").write_text(json.dumps(recorded))
+    monkeypatch.chdir(project / "notebooks")
+    folder = study.enter(namespace, "04_train")
+    assert Path.cwd() == project.resolve() and folder == Path("outputs/mini") and folder.is_dir()
+    assert namespace["study"] == "mini" and namespace["seed"] == 3
+    given = {"study": "smoke", "outputs_dir": "elsewhere", "seed": 1}  # parameters given (papermill): kept as they are
+    assert study.enter(given, "04_train") == Path("elsewhere/smoke") and given["seed"] == 1
+
+
+def test_stored_paths_are_relative_to_the_study(tmp_path):
+    from synkit import files
+
+    study_dir = tmp_path / "outputs" / "mini"
+    manifest = study_dir / "synthetic" / "a" / "manifest.parquet"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text("x")
+    kept = files.stored_path(manifest, study_dir)
+    assert kept == "synthetic/a/manifest.parquet" and files.from_study(kept, study_dir) == str(study_dir / kept)
+    model = tmp_path / "outputs" / "models" / "t2i" / "pipeline"
+    model.mkdir(parents=True)
+    assert files.stored_path(model, study_dir) == "../models/t2i/pipeline"
+    assert files.from_study("stabilityai/sd-turbo", study_dir) == "stabilityai/sd-turbo"  # a hub id stays one
+
+
 def test_check_returns_each_notebooks_values():
     spec = study.load_study(ROOT / "parameters" / "smoke.yaml", ["seed=7", "01_prompts.captions_per_class=3"])
     plan = study.check(spec, study.discover())

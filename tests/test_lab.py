@@ -1,0 +1,192 @@
+"""JupyterLab as a researcher meets it: a headless Lab server on localhost, Debian's Chromium
+through Selenium, the per-class notebook run top to bottom unedited against a finished smoke
+study, and no request leaving localhost (slow: a server, a browser and a kernel)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+CHART = ".jp-RenderedVegaLite"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_lab(root: Path, port: int, log: Path) -> subprocess.Popen:
+    """``make lab``'s server, headless: the project root as Lab's root, on localhost only, no token."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the kernels import this checkout's synkit
+    env.pop("SYNKIT_ROOT", None)
+    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
+           "--IdentityProvider.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
+           f"--ServerApp.root_dir={root}", "--ContentsManager.preferred_dir=notebooks", "--LabApp.news_url=None",
+           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    if os.geteuid() == 0:  # containers and CI machines often run as root
+        cmd.append("--allow-root")
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    for _ in range(300):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=2):
+                return proc
+        except OSError:
+            if proc.poll() is not None:
+                raise AssertionError(f"jupyter lab exited: {log.read_text()[-2000:]}")
+            time.sleep(0.2)
+    proc.kill()
+    raise AssertionError(f"jupyter lab did not answer on port {port}: {log.read_text()[-2000:]}")
+
+
+def offline_chromium():
+    """Chromium that can reach localhost only: every other host resolves to nothing and every other
+    request goes to a closed proxy port; its network log is kept so the test can list every request."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    browser, driver_bin = shutil.which("chromium"), shutil.which("chromedriver")
+    assert browser and driver_bin, "chromium and chromedriver are missing: `make install-test` installs them"
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = browser
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1500,1100",
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+                "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=127.0.0.1;localhost",
+                "--disable-background-networking", "--disable-component-update", "--no-first-run"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    return webdriver.Chrome(options=opts, service=Service(driver_bin))
+
+
+def requested_urls(driver) -> list[str]:
+    urls = []
+    for entry in driver.get_log("performance"):
+        msg = json.loads(entry["message"])["message"]
+        if msg["method"] in ("Network.requestWillBeSent", "Network.webSocketCreated"):
+            urls.append(msg["params"].get("request", {}).get("url") or msg["params"].get("url", ""))
+    return urls
+
+
+def wait(driver, script: str, timeout: float, what: str):
+    end = time.time() + timeout
+    while time.time() < end:
+        value = driver.execute_script(script)
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def charts_drawn(driver) -> tuple[int, int]:
+    return tuple(driver.execute_script(
+        f"const c = Array.from(document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) {CHART}'));"
+        "return [c.length, c.filter(e => e.querySelector('canvas, svg')).length];"))
+
+
+def explorer_state(driver) -> dict:
+    """What the explorer (the last chart) shows: its sample images and the lines of its class curves."""
+    return driver.execute_script(
+        f"const c = Array.from(document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) {CHART}')).pop();"
+        "const images = Array.from(c.querySelectorAll('image')).map(e => e.getAttribute('href') || e.getAttribute('xlink:href'));"
+        "const lines = Array.from(c.querySelectorAll('path[aria-roledescription=\"line mark\"]')).map(e => e.getAttribute('d'));"
+        "const text = Array.from(c.querySelectorAll('text')).map(e => e.textContent).join(' | ');"
+        "return {images: images, lines: lines, text: text};")
+
+
+def click_class(driver, name: str) -> None:
+    """Click the scatter point of class ``name`` in the explorer, as a person does."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    point = driver.execute_script(
+        f"const c = Array.from(document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) {CHART}')).pop();"
+        "return Array.from(c.querySelectorAll('path[aria-roledescription=\"point\"]'))"
+        f".find(e => (e.getAttribute('aria-label') || '').includes('class_name: {name};'));")
+    assert point is not None, f"no point of class {name} in the explorer's scatter"
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", point)
+    ActionChains(driver).move_to_element(point).click().perform()
+
+
+def test_per_class_notebook_runs_in_jupyterlab_offline(smoke, tmp_path):
+    folder, _ = smoke
+    project = tmp_path / "project"  # a project as `make lab` opens it: notebooks/, parameters/, outputs/<study>
+    (project / "notebooks").mkdir(parents=True)
+    shutil.copytree(ROOT / "parameters", project / "parameters")
+    shutil.copy(ROOT / "notebooks" / "06_per_class.ipynb", project / "notebooks")
+    (project / "outputs").mkdir()
+    (project / "outputs" / "smoke").symlink_to(folder, target_is_directory=True)
+    port = free_port()
+    t0 = time.time()
+    server = start_lab(project, port, tmp_path / "lab.log")
+    driver = offline_chromium()
+    try:
+        driver.get(f"http://127.0.0.1:{port}/lab/tree/notebooks/06_per_class.ipynb")
+        wait(driver, "return document.querySelector('.jp-NotebookPanel .jp-Cell') !== null", 120, "the notebook to open")
+        wait(driver, "const s = document.querySelector('.jp-Notebook-ExecutionIndicator');"
+                     "return s !== null && s.getAttribute('data-status') === 'idle'", 120, "the kernel to start")
+        driver.find_element("xpath", "//div[contains(@class,'lm-MenuBar-itemLabel') and text()='Run']").click()
+        driver.find_element("xpath", "//li[contains(@class,'lm-Menu-item')][.//div[contains(@class,'lm-Menu-itemLabel') "
+                                     "and text()='Run All Cells']]").click()
+        # every code cell ran (an execution count) with no error, and every chart holds a canvas or an svg
+        wait(driver, "const cells = Array.from(document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell'));"
+                     "return cells.length > 0 && cells.every(c => /\\[\\d+\\]/.test(c.querySelector('.jp-InputPrompt').textContent))",
+             300, "every cell to run")
+        errors = driver.execute_script("return Array.from(document.querySelectorAll('.jp-OutputArea-output[data-mime-type="
+                                       "\"application/vnd.jupyter.stderr\"]')).map(e => e.textContent).filter(t => /Error|Traceback/.test(t))")
+        assert not errors, errors
+        wait(driver, f"return document.querySelectorAll('{CHART}').length >= 3", 120, "the charts")
+        count, drawn = wait(driver, f"const c = Array.from(document.querySelectorAll('{CHART}'));"
+                                    "const d = c.filter(e => e.querySelector('canvas, svg')).length;"
+                                    "return d === c.length ? [c.length, d] : null", 120, "every chart to draw")
+        rendered_s = time.time() - t0
+        before = explorer_state(driver)
+        first = before["text"]
+        assert before["images"] and all(h.startswith("data:image/png") for h in before["images"]), "the explorer shows sample images"
+        table = pd.read_parquet(folder / "per_class" / "classes.parquet")
+        names = sorted(table.loc[table["category"].notna(), "class_name"].unique())
+        target = next(n for n in names if n not in first)  # a class other than the one shown
+        click_class(driver, target)
+        after, end = before, time.time() + 20
+        while time.time() < end:
+            after = explorer_state(driver)
+            if after["images"] != before["images"] and target in after["text"]:
+                break
+            time.sleep(0.25)
+        driver.execute_script(f"Array.from(document.querySelectorAll('{CHART}')).pop().scrollIntoView({{block: 'start'}});")
+        time.sleep(0.5)
+        driver.save_screenshot(str(tmp_path / "lab_explorer.png"))
+        shutil.copy(tmp_path / "lab_explorer.png", folder / "lab_explorer.png")
+        assert target in after["text"], f"clicking {target} did not change the class shown"
+        assert after["images"] != before["images"], "the samples did not follow the click"
+        assert after["lines"] != before["lines"], "the class curves did not follow the click"
+
+        # the executed notebook papermill wrote (untrusted here) shows its charts too, without running anything
+        shutil.copy(folder / "notebooks" / "06_per_class.ipynb", project / "notebooks" / "executed_06.ipynb")
+        driver.get(f"http://127.0.0.1:{port}/lab/tree/notebooks/executed_06.ipynb")
+        wait(driver, f"const c = Array.from(document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) {CHART}'));"
+                     "return c.length >= 3 && c.every(e => e.querySelector('canvas, svg'))", 120, "the executed notebook's charts")
+        urls = requested_urls(driver)
+        console = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    finally:
+        driver.quit()
+        server.terminate()
+        server.wait(timeout=30)
+    local = ("http://127.0.0.1", "ws://127.0.0.1", "http://localhost", "ws://localhost", "data:", "blob:", "about:", "chrome")
+    outside = [u for u in urls if u and not u.startswith(local)]
+    assert urls and not outside, f"requests left localhost: {outside[:5]}"
+    assert not [e for e in console if "net::ERR" in e["message"] and "127.0.0.1" not in e["message"]], console
+    assert count >= 3 and drawn == count
+    (folder / "lab_timing.json").write_text(json.dumps({"seconds_to_rendered_explorer": round(rendered_s, 1)}))
