@@ -19,8 +19,13 @@ system-data:
 	  echo "No apt-get here: set SYNKIT_FASHION_MNIST_DIR to a folder with Fashion-MNIST's four .gz files (the WordNet table ships inside synkit)."; \
 	fi
 
+## pip runs only when needed: this Python lacks synkit from this checkout, or pyproject.toml changed since
+## (a stamp per Python environment), so a rerun of a finished study stays a matter of seconds.
+STAMP = .installed-$(shell $(PYTHON) -c "import hashlib, sys; print(hashlib.sha1(sys.prefix.encode()).hexdigest()[:8])" 2>/dev/null)
+FRESH = [ -f $(1) ] && [ $(1) -nt pyproject.toml ] && $(PYTHON) -c "import pathlib, synkit; 	assert pathlib.Path(synkit.__file__).resolve().parents[1] == pathlib.Path.cwd().resolve()" 2>/dev/null
+
 install: system-data
-	$(PIP) install -q -e .
+	@if $(call FRESH,$(STAMP)); then exit 0; fi; 	echo "$(PIP) install -q -e ."; $(PIP) install -q -e . && touch $(STAMP)
 
 ## The browser test opens the report in Debian's headless chromium through chromedriver.
 browser:
@@ -34,7 +39,7 @@ browser:
 	fi
 
 install-test: system-data browser
-	$(PIP) install -q -e '.[test]'
+	@if $(call FRESH,$(STAMP)-test); then exit 0; fi; 	echo "$(PIP) install -q -e '.[test]'"; $(PIP) install -q -e '.[test]' && touch $(STAMP) $(STAMP)-test
 
 study: install
 	$(PYTHON) -m synkit run $(STUDY)

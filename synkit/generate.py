@@ -429,6 +429,11 @@ def _plan(job: GenJob) -> tuple[pd.DataFrame, int]:
 _PROMPT_TABLES_MAX = 4  # prompt sets kept per pipeline at once (the 80-template set: 800 prompts, about 40 MB)
 
 
+def plan_size(job: GenJob) -> int:
+    """How many images the configuration of ``job`` holds when complete."""
+    return len(_plan(job)[0])
+
+
 class _Renderer:
     """Renders and writes shards of configurations with one loaded pipeline per generator. Each
     prompt set's distinct prompts are encoded once for every configuration that uses it (every CFG
