@@ -5,8 +5,8 @@ one training step each at the study's own sizes and precision (bf16 autocast):
 - the supervised classifier (04: the fashion ResNet, batch 128, channels_last, one thread per worker);
 - the small CLIP (07: synkit-fashion-clip, batch 128, fp32 as the study trains it).
 
-    python benchmarks/profile.py            # top 6 operators per loop
-    python benchmarks/profile.py --top 12 --steps 10
+    python benchmarks/hot_loops.py            # top 6 operators per loop
+    python benchmarks/hot_loops.py --top 12 --steps 10
 
 Times are self CPU time over ``--steps`` profiled steps after 3 warm-up steps; the step time is
 printed beside them (wall clock, the same steps, profiler off). Run it on an idle machine.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import time
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
@@ -89,8 +90,8 @@ def clip_step(threads: int):
     model = clip.from_scratch(clip.FASHION_MODEL)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
     loss_fn = open_clip.ClipLoss()
-    images = torch.randn(128, 1, 28, 28)
-    tokens = torch.randint(1, 1000, (128, 77))
+    images = clip.to_clip_tensor(np.random.default_rng(0).integers(0, 255, (128, 28, 28), dtype=np.uint8))
+    tokens = open_clip.get_tokenizer(clip.FASHION_MODEL)(["a photo of a bag"] * 128)
 
     def step():
         img = model.encode_image(images, normalize=True)
