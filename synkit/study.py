@@ -482,10 +482,10 @@ def _kernel_manager():
     unencrypted-transport warning on every notebook)."""
     import tempfile
 
-    from jupyter_client.manager import KernelManager
+    from jupyter_client.manager import AsyncKernelManager
 
     folder = tempfile.mkdtemp(prefix="synkit-kernel-")
-    return KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(folder, "kernel"))
+    return AsyncKernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(folder, "kernel"))
 
 
 def _run_notebooks(notebooks, plan, out_dir, code, rerun, progress, done, t_study) -> None:
@@ -528,7 +528,9 @@ def _run_notebooks(notebooks, plan, out_dir, code, rerun, progress, done, t_stud
             import shutil
 
             if km.has_kernel:  # papermill leaves a kernel it was handed running: stop it (and free its memory) now
-                km.shutdown_kernel(now=True)
+                from jupyter_core.utils import run_sync
+
+                run_sync(km.shutdown_kernel)(now=True)
             shutil.rmtree(Path(km.ip).parent, ignore_errors=True)
         os.replace(running, final)
         write_json(stamp, stamp_path)

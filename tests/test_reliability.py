@@ -201,7 +201,10 @@ def _run_until(cmd, out: Path, marker, timeout=600):
 def test_a_study_killed_at_several_points_ends_like_an_uninterrupted_one(tmp_path, smoke):
     reference, _ = smoke
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "synkit", "run", "parameters/smoke.yaml", "--set", f"outputs_dir={out}"]
+    # the embedded model and the reference classifier come from the smoke fixture's cache (the embedded model's own
+    # kill/resume test is in test_t2i): this test is about the study's notebooks, shards and runs
+    cmd = [sys.executable, "-m", "synkit", "run", "parameters/smoke.yaml", "--set", f"outputs_dir={out}",
+           "--set", f"models_dir={reference.parent / 'models'}"]
     s = out / "smoke"
     points = {
         "during generation": lambda o: any((o / "smoke" / "synthetic").glob("*/shard-*.tar")),
