@@ -510,7 +510,8 @@ def _run_notebooks(notebooks, plan, out_dir, code, rerun, progress, done, t_stud
         stamp_path.unlink(missing_ok=True)
         print(f"[{i}/{len(notebooks)}] {stem} -> {final}", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
-        os.environ[progress_lines.ENV] = f"{i}/{len(notebooks)} {stem}"  # the kernel's bars report to this terminal
+        if progress:  # the kernel's bars report to this terminal
+            os.environ[progress_lines.ENV] = f"{i}/{len(notebooks)} {stem}"
         km = _kernel_manager()
         try:
             # papermill's cell bar stays off: the kernel's own lines say more (synkit.progress)
