@@ -132,7 +132,7 @@ def build(study_dir: str | Path, params: dict | None = None) -> Path:
     )
     stage = stages(d, params)
     bad = stage[~stage["state"].isin(["finished"]) & (stage["notebook"] != "08_report")]
-    stage_html = (f'<p class="warn"><b>Not every stage finished:</b> ' + "; ".join(f"{r.notebook} {r.state}" for r in bad.itertuples())
+    stage_html = ('<p class="warn"><b>Not every stage finished:</b> ' + "; ".join(f"{r.notebook} {r.state}" for r in bad.itertuples())
                   + ". Findings that read their outputs are missing or come from an earlier run.</p>") if len(bad) else \
         "<p>Every stage finished.</p>"
     counts = found["verdict"].value_counts()
