@@ -460,16 +460,18 @@ class _Renderer:
 
     def _table(self, job: GenJob, plan: pd.DataFrame, pipe):
         if self.embeds[0] != (job.name, job.out_dir):
-            if job.captions:  # one image per caption: the plan's captions, in plan order
-                unique, shared = list(dict.fromkeys(plan["prompt"])), None
-            else:  # the whole prompt set, shared by its configurations
-                prompts = pd.read_parquet(job.prompts, columns=["prompt_set", "prompt"])
-                unique = sorted(set(prompts.loc[prompts["prompt_set"] == job.prompt_set, "prompt"]))
-                stat = os.stat(job.prompts)
-                shared = (str(job.prompts), stat.st_mtime_ns, stat.st_size, job.prompt_set, job.dtype)
             # kept on the pipeline object: they live and die with the model that encoded them
             tables = pipe.__dict__.setdefault("_synkit_prompt_tables", {})
-            table = tables.get(shared) if shared else None
+            if job.captions:  # one image per caption: the plan's captions, in plan order
+                shared, table = None, None
+                unique = list(dict.fromkeys(plan["prompt"]))
+            else:  # the whole prompt set, shared by its configurations: read and encoded once
+                stat = os.stat(job.prompts)
+                shared = (str(job.prompts), stat.st_mtime_ns, stat.st_size, job.prompt_set, job.dtype)
+                table = tables.get(shared)
+                if table is None:
+                    prompts = pd.read_parquet(job.prompts, columns=["prompt_set", "prompt"])
+                    unique = sorted(set(prompts.loc[prompts["prompt_set"] == job.prompt_set, "prompt"]))
             if table is None and len(unique) <= MAX_CACHED_PROMPTS:  # caption mode at web scale would not fit: encoded per shard then
                 cached, negative = prompt_embeddings(pipe, unique)  # fixed batches of 256: the same numbers for every job
                 table = (cached, negative, {p: i for i, p in enumerate(unique)})

@@ -30,6 +30,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -526,8 +527,6 @@ def _run_notebooks(notebooks, plan, out_dir, code, rerun, progress, done, t_stud
                 _LAST_INTERRUPTED[:] = [stopped]
             raise
         finally:
-            import shutil
-
             if km.has_kernel:  # papermill leaves a kernel it was handed running: stop it (and free its memory) now
                 from jupyter_core.utils import run_sync
 
