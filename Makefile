@@ -22,7 +22,7 @@ system-data:
 ## pip runs only when needed: this Python lacks synkit from this checkout, or pyproject.toml changed since
 ## (a stamp per Python environment), so a rerun of a finished study stays a matter of seconds.
 STAMP = .installed-$(shell $(PYTHON) -c "import hashlib, sys; print(hashlib.sha1(sys.prefix.encode()).hexdigest()[:8])" 2>/dev/null)
-FRESH = [ -f $(1) ] && [ $(1) -nt pyproject.toml ] && $(PYTHON) -c "import pathlib, synkit; 	assert pathlib.Path(synkit.__file__).resolve().parents[1] == pathlib.Path.cwd().resolve()" 2>/dev/null
+FRESH = [ -f $(1) ] && [ $(1) -nt pyproject.toml ] && (cd / && $(PYTHON) -c "import pathlib, synkit; assert pathlib.Path(synkit.__file__).resolve().parents[1] == pathlib.Path('$(CURDIR)').resolve()") 2>/dev/null
 
 install: system-data
 	@if $(call FRESH,$(STAMP)); then exit 0; fi; 	echo "$(PIP) install -q -e ."; $(PIP) install -q -e . && touch $(STAMP)
