@@ -6,7 +6,7 @@ FASHION := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 WORDNET := /usr/share/wordnet/data.noun
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: study test install install-test system-data browser smoke lab clean-outputs
+.PHONY: study test install install-test system-data browser smoke lab clean-outputs gpu-check
 
 ## Debian data packages, only where apt-get exists and the files are absent.
 system-data:
@@ -53,6 +53,11 @@ test: install-test
 ## JupyterLab on the whole project (notebooks/ open first); the notebooks find outputs/ from wherever their kernel starts.
 lab: install
 	$(PYTHON) -m jupyter lab --ServerApp.root_dir="$(CURDIR)" --ContentsManager.preferred_dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
+
+## The full-size paths (SD-1.5-architecture generation, ViT-B/16 training, CLIP ViT-B-16) on a GPU, random weights,
+## each against a plain baseline; tiny sizes without CUDA. Results: outputs/gpu_check.json
+gpu-check: install
+	$(PYTHON) -m synkit.gpu_check --out outputs/gpu_check.json
 
 ## Every study's outputs and the cached models (outputs/models): the next study starts cold.
 clean-outputs:

@@ -77,7 +77,7 @@ def main() -> None:
     for r in range(args.repeats):
         plain.append(plain_loop(config, bank, tokens, steps))
         with tempfile.TemporaryDirectory() as tmp:
-            _, info = clip.train_clip(bank, tokens, "mixed", config, tmp, lambda m: __import__("pandas").DataFrame(), data_key=str(r), progress=False)
+            _, info = clip.train_clip(bank, tokens, "mixed", config, tmp, lambda m, acc: __import__("pandas").DataFrame(), data_key=str(r), progress=False)
         ours.append(info["pairs_per_s"])
         print(f"  repeat {r}: plain {plain[-1]:.0f} pairs/s, synkit {ours[-1]:.0f} pairs/s")
     print(f"plain loop:  {max(plain):.0f} image-caption pairs/s (best of {args.repeats})")

@@ -1,6 +1,6 @@
 """A ladder of independent training runs: in this process (one run at a time) against
-``train.auto_workers()`` spawned processes, in one run of this script, and their ratio. Every run
-trains with ``train.run_threads()`` threads either way, so the two tables must be identical (the
+``runs.auto_workers()`` spawned processes, in one run of this script, and their ratio. Every run
+trains with ``runs.run_threads()`` threads either way, so the two tables must be identical (the
 largest difference of any val loss is printed); for reference, the in-process ladder is also timed
 with every core on each run (different float rounding, so different numbers).
 
@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from synkit import train
+from synkit import runs, train
 
 
 def main() -> None:
@@ -32,7 +32,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1)
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    workers = train.auto_workers()
+    workers = runs.auto_workers()
     config = {"steps_min": args.steps_min, "steps_max": args.steps_max, "batch_size": 128}
     print(f"{len(sizes)} sizes x {args.seeds} seeds of real images, {args.steps_min}-{args.steps_max} steps, eval on {args.eval_size}; "
           f"parallel side: {workers} processes")
@@ -45,12 +45,12 @@ def main() -> None:
                                      train_config=config, workers=1 if w == "all cores" else w)
                 t0 = time.perf_counter()
                 if w == "all cores":  # bypass run_threads: one run at a time on every core
-                    original = train.run_threads
-                    train.run_threads = lambda: None
+                    original = runs.run_threads
+                    runs.run_threads = lambda: None
                     try:
                         tables[w] = train.run_ladder(job, progress=False)
                     finally:
-                        train.run_threads = original
+                        runs.run_threads = original
                 else:
                     tables[w] = train.run_ladder(job, progress=False)
                 times[w].append(time.perf_counter() - t0)

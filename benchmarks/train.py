@@ -21,7 +21,7 @@ import timm.optim
 import torch
 import torch.nn.functional as F
 
-from synkit import train
+from synkit import runs, train
 
 
 def plain_loop(config: train.TrainConfig, x: torch.Tensor, y: torch.Tensor, steps: int, num_classes: int) -> float:
@@ -31,7 +31,7 @@ def plain_loop(config: train.TrainConfig, x: torch.Tensor, y: torch.Tensor, step
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = timm.optim.create_optimizer_v2(model, "adamw", lr=config.lr, weight_decay=config.weight_decay)
-    sched = train.make_scheduler(opt, steps, config.warmup)
+    sched = runs.make_scheduler(opt, steps, config.warmup)
     model.train()
     g = torch.Generator().manual_seed(0)
     t0 = time.perf_counter()

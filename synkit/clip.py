@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import logging
 import math
@@ -38,8 +39,8 @@ import torch
 import torch.nn.functional as F
 from synkit.progress import tqdm
 
-from synkit import train
-from synkit.files import write_parquet
+from synkit import runs, train
+from synkit.files import atomic_path, write_parquet
 
 SETUPS = ("real", "synthetic", "mixed")
 CONTROL = "real-exact-names"  # the fashion world's control: real images, captions naming each class exactly
@@ -78,6 +79,8 @@ class ClipConfig:
         for key in ("epochs", "batch_size", "checkpoint_every"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
                 raise ValueError(f"clip_config {key}={getattr(self, key)!r} is invalid; it must be a whole number >= 1.")
+        if self.mixed_precision not in runs.MIXED_PRECISION:  # bf16 needs no loss scaling (no GradScaler state to keep)
+            raise ValueError(f"clip_config mixed_precision={self.mixed_precision!r} is invalid; valid values are {', '.join(runs.MIXED_PRECISION)}.")
 
 
 def clip_config_from(values: dict) -> ClipConfig:
@@ -156,6 +159,15 @@ def to_clip_tensor(images: np.ndarray) -> torch.Tensor:
     return x.sub_(mean).div_(std)
 
 
+def image_stats(images: np.ndarray) -> tuple[tuple, tuple]:
+    """The per-channel (mean, std) ``to_clip_tensor`` standardizes these images with (for a saved model's preprocessing)."""
+    import open_clip
+
+    if np.asarray(images).ndim == 3:
+        return (train.TO_TENSOR_MEAN,) * 3, (train.TO_TENSOR_STD,) * 3
+    return tuple(open_clip.OPENAI_DATASET_MEAN), tuple(open_clip.OPENAI_DATASET_STD)
+
+
 def square(image, size: int) -> np.ndarray:
     """An RGB PIL image resized on its shorter side and center-cropped to size x size (uint8)."""
     from PIL import ImageOps
@@ -229,10 +241,10 @@ def image_folder(root: str | Path, image_size: int, per_class: int = 0) -> tuple
     return images, labels[idx], names
 
 
-class ClipBatches(train.StepBatches):
+class ClipBatches(runs.StepBatches):
     """Index batches into the image bank [real images; synthetic images] for steps start..steps.
 
-    Epoch e draws the captions in a permutation seeded by (seed, e) (``train.StepBatches``);
+    Epoch e draws the captions in a permutation seeded by (seed, e) (``runs.StepBatches``);
     ``mixed`` picks, per caption and epoch, its synthetic image (index + n) or its real one with
     equal chance."""
 
@@ -271,39 +283,47 @@ class ClipData(torch.utils.data.Dataset):
 
 
 @torch.inference_mode()
-def class_embeddings(model, tokenizer, names: list[str], templates) -> torch.Tensor:
-    """The normalized mean of each class's template embeddings (C, D); templates are format
-    strings or callables (open_clip's ImageNet templates)."""
+def class_embeddings(model, tokenizer, names: list[str], templates, device=None, autocast: bool = False) -> torch.Tensor:
+    """The normalized mean of each class's template embeddings (C, D), on the model's device;
+    templates are format strings or callables (open_clip's ImageNet templates)."""
+    device = device or next(model.parameters()).device
     out = []
     for name in names:
         texts = [t(name) if callable(t) else t.format(name) for t in templates]
-        emb = model.encode_text(tokenizer(texts), normalize=True).float()
+        with torch.autocast(device.type, torch.bfloat16, enabled=autocast):
+            emb = model.encode_text(tokenizer(texts).to(device), normalize=True).float()
         out.append(F.normalize(emb.mean(0), dim=-1))
     return torch.stack(out)
 
 
 @torch.inference_mode()
-def zero_shot(model, tokenizer, eval_sets: dict, tasks: list[dict], templates, batch_size: int = 1024, autocast: bool = True) -> pd.DataFrame:
+def zero_shot(model, tokenizer, eval_sets: dict, tasks: list[dict], templates, batch_size: int = 1024, autocast: bool = True,
+              accelerator=None) -> pd.DataFrame:
     """Top-1 and cross-entropy per task. ``eval_sets``: name -> (images (N,3,H,W), labels);
     ``tasks``: dicts with ``name`` (the row's eval_set), ``set`` (an eval set), ``classes`` (names)
-    and ``mapping`` (eval-set label -> task label)."""
+    and ``mapping`` (eval-set label -> task label). Images go to the model's device in batches, in
+    bf16 autocast for that device type (``autocast``); with an ``accelerator`` of several processes
+    each process encodes its shard and the per-image results are gathered (``runs.shard``/``gather``)."""
     model.eval()
+    device = next(model.parameters()).device
     scale = model.logit_scale.exp().float()
     feats: dict[str, torch.Tensor] = {}
     rows = []
     for task in tasks:
         x, y = eval_sets[task["set"]]
+        part = runs.shard(accelerator, len(y))
         if task["set"] not in feats:
-            parts = []
-            for i in range(0, len(x), batch_size):
-                with torch.autocast("cpu", torch.bfloat16, enabled=autocast):
-                    parts.append(model.encode_image(x[i : i + batch_size], normalize=True).float())
+            xs, parts = x[part], []
+            for i in range(0, len(xs), batch_size):
+                with torch.autocast(device.type, torch.bfloat16, enabled=autocast):
+                    parts.append(model.encode_image(xs[i : i + batch_size].to(device, non_blocking=True), normalize=True).float())
             feats[task["set"]] = torch.cat(parts)
-        text = class_embeddings(model, tokenizer, task["classes"], templates)
-        target = torch.as_tensor(np.asarray(task["mapping"])[y.numpy()])
+        text = class_embeddings(model, tokenizer, task["classes"], templates, device)
+        target = torch.as_tensor(np.asarray(task["mapping"])[y[part].numpy()], device=device)
         logits = scale * feats[task["set"]] @ text.T
-        rows.append({"eval_set": task["name"], "task": task.get("task", "classes"),
-                     "top1": float((logits.argmax(1) == target).float().mean()), "loss": float(F.cross_entropy(logits, target))})
+        hit, loss = runs.gather(accelerator, part, (logits.argmax(1) == target).float().cpu().numpy(),
+                                F.cross_entropy(logits, target, reduction="none").cpu().numpy())
+        rows.append({"eval_set": task["name"], "task": task.get("task", "classes"), "top1": float(hit.mean()), "loss": float(loss.mean())})
     return pd.DataFrame(rows)
 
 
@@ -311,26 +331,33 @@ def zero_shot(model, tokenizer, eval_sets: dict, tasks: list[dict], templates, b
 
 
 def train_clip(bank: torch.Tensor, tokens: torch.Tensor, setup: str, config: ClipConfig, run_dir: str | Path, evaluate,
-               data_key: str = "", progress: bool = True, desc: str = "clip") -> tuple[pd.DataFrame, dict]:
+               data_key: str = "", progress: bool = True, desc: str = "clip", image_stats: tuple | None = None,
+               stream=None) -> tuple[pd.DataFrame, dict]:
     """Train ``config.model`` from scratch on ``len(tokens)`` captions for ``config.epochs`` epochs
     with the images of ``setup`` from ``bank`` ([real; synthetic], 2n images), then
-    ``evaluate(model)``. Resumes from a checkpoint; reuses a finished run with the same key."""
+    ``evaluate(model, accelerator)`` (every process calls it; it may shard the work). Resumes from a
+    checkpoint; reuses a finished run with the same key. The model is saved in open_clip's format
+    (``save_model``; ``image_stats``: the images' standardization) under ``run_dir/model``.
+
+    ``stream`` (a ``clip_stream.StreamSpec``): read the pairs from webdataset shards as training goes
+    instead of ``bank`` and ``tokens`` (both None then), memory flat in the number of captions."""
     import open_clip
 
     register_models()
     run_dir = Path(run_dir)
-    n = len(tokens)
-    if len(bank) != 2 * n:
+    n = stream.n if stream is not None else len(tokens)
+    if stream is None and len(bank) != 2 * n:
         raise ValueError(f"the image bank has {len(bank)} images; it must hold the {n} real then the {n} synthetic images of the captions.")
     batch = min(config.batch_size, n)
     steps = config.epochs * max(n // batch, 1)
-    key = train.run_key(config, steps, json.dumps({"data": data_key, "setup": setup, "n": n}, sort_keys=True))
+    data = {"data": data_key, "setup": setup, "n": n, **({"stream": stream.key()} if stream is not None else {})}
+    key = runs.run_key(config, steps, json.dumps(data, sort_keys=True))
     ckpt_path = run_dir / "checkpoint.pt"
-    done = train.finished_run(run_dir, key)
+    done = runs.finished_run(run_dir, key)
     if done is not None:
         return done
     run_dir.mkdir(parents=True, exist_ok=True)
-    accelerator = train.make_accelerator()
+    accelerator = runs.make_accelerator()
     torch.manual_seed(config.seed)
     model = from_scratch(config.model, config.image_size)
     decay = [p for nme, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in nme]
@@ -339,12 +366,19 @@ def train_clip(bank: torch.Tensor, tokens: torch.Tensor, setup: str, config: Cli
     # per-tensor optimizer a fifth of every step (benchmarks/clip.py)
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay}, {"params": rest, "weight_decay": 0.0}], lr=config.lr,
                                   fused=True)
-    scheduler = train.make_scheduler(optimizer, steps, config.warmup)
-    start = train.load_checkpoint(ckpt_path, key, model, optimizer, scheduler)
+    scheduler = runs.make_scheduler(optimizer, steps, config.warmup)
+    start = runs.load_checkpoint(ckpt_path, key, model, optimizer, scheduler)
     processes = accelerator.num_processes
-    sampler = ClipBatches(n, batch, steps, config.seed, setup, start, processes)  # N batches per step: one per process
-    loader = torch.utils.data.DataLoader(ClipData(bank, tokens), batch_sampler=sampler, collate_fn=train._first)
-    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    if stream is None:
+        sampler = ClipBatches(n, batch, steps, config.seed, setup, start, processes)  # N batches per step: one per process
+        loader = torch.utils.data.DataLoader(ClipData(bank, tokens), batch_sampler=sampler, collate_fn=runs.whole_batch)
+        model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    else:  # each process streams its own share (clip_stream.CaptionStream)
+        from synkit.clip_stream import CaptionStream
+
+        loader = CaptionStream(stream, setup, batch, steps, config.seed, open_clip.get_tokenizer(config.model), start, accelerator.process_index,
+                               processes)
+        model, optimizer = accelerator.prepare(model, optimizer)
     loss_fn = open_clip.ClipLoss(rank=accelerator.process_index, world_size=accelerator.num_processes)
     bar = tqdm(total=steps, initial=start, desc=desc, unit="step", disable=not progress, leave=False)
     t0 = time.perf_counter()
@@ -352,7 +386,8 @@ def train_clip(bank: torch.Tensor, tokens: torch.Tensor, setup: str, config: Cli
     step = start
     core = accelerator.unwrap_model(model)
     for images, text in loader:
-        with train.autocast(accelerator, config.mixed_precision):
+        images, text = images.to(accelerator.device, non_blocking=True), text.to(accelerator.device, non_blocking=True)
+        with runs.autocast(accelerator, config.mixed_precision):
             img, txt, scale = model(images, text)  # through the wrapper: under DDP its forward arms the gradient all-reduce
             loss = loss_fn(img.float(), txt.float(), scale)
         accelerator.backward(loss)
@@ -364,15 +399,56 @@ def train_clip(bank: torch.Tensor, tokens: torch.Tensor, setup: str, config: Cli
         step += 1
         bar.update(1)
         if step % config.checkpoint_every == 0 and step < steps and accelerator.is_main_process:
-            train._save_checkpoint(ckpt_path, core, optimizer, scheduler, step, key)
+            runs.save_checkpoint(ckpt_path, core, optimizer, scheduler, step, key)
     bar.close()
     seconds = time.perf_counter() - t0
-    metrics = evaluate(core)
+    metrics = evaluate(core, accelerator)
     info = {"key": key, "steps": steps, "captions": n, "setup": setup, "resumed_from": start, "train_s": round(seconds, 2),
             "pairs_per_s": round((steps - start) * batch * processes / max(seconds, 1e-9), 1)}
     if accelerator.is_main_process:
-        train.finish_run(run_dir, metrics, info)
+        save_model(core, run_dir / "model", config, image_stats)
+        runs.finish_run(run_dir, metrics, info)
     return metrics, info
+
+
+def save_model(model, folder: str | Path, config: ClipConfig, image_stats: tuple | None = None) -> Path:
+    """A trained CLIP as an open_clip model folder (``open_clip_config.json``: its model config and
+    preprocessing; ``open_clip_model.safetensors``), written beside and renamed into place: any
+    open_clip user loads it with ``open_clip.create_model_and_transforms("local-dir:<folder>")``
+    (``load_model``). ``image_stats``: the (mean, std) per channel the images were standardized with
+    (default: open_clip's OpenAI statistics, as ``to_clip_tensor`` uses for RGB images)."""
+    import copy
+    import shutil
+
+    import open_clip
+    from safetensors.torch import save_file
+
+    register_models()
+    model_cfg = copy.deepcopy(open_clip.get_model_config(config.model))
+    if config.image_size:
+        model_cfg["vision_cfg"]["image_size"] = config.image_size
+    mean, std = image_stats or (open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD)
+    folder = Path(folder)
+    tmp = atomic_path(folder)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp / "open_clip_model.safetensors")
+    config_json = {"model_cfg": model_cfg, "preprocess_cfg": {"mean": list(mean), "std": list(std)}}
+    (tmp / "open_clip_config.json").write_text(json.dumps(config_json, indent=1))
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+    return folder
+
+
+def load_model(folder: str | Path):
+    """(model, preprocess, tokenizer) of a CLIP saved by ``save_model``, through open_clip's own loaders."""
+    import open_clip
+
+    folder = Path(folder).resolve()
+    if not (folder / "open_clip_config.json").exists():
+        raise FileNotFoundError(f"{folder} holds no open_clip model (open_clip_config.json is missing); train the run first.")
+    model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{folder}")
+    return model.eval(), preprocess, open_clip.get_tokenizer(f"local-dir:{folder}")
 
 
 # ---------------------------------------------------------------- the ladder
@@ -394,7 +470,7 @@ def run_ladder(captions: pd.DataFrame, real_images: np.ndarray, synthetic_images
                control: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every setup at every scale (nested caption prefixes) with every seed, zero-shot on ``tasks``
     over ``evals`` (name -> uint8 images, labels); returns and writes ``metrics.parquet`` and ``runs.parquet``.
-    Runs are independent: with ``workers`` > 1 (default ``train.auto_workers()``) they train in that
+    Runs are independent: with ``workers`` > 1 (default ``runs.auto_workers()``) they train in that
     many spawned processes at once.
 
     ``control`` (captions in the same order, naming each class exactly) adds the control's runs to
@@ -418,17 +494,17 @@ def run_ladder(captions: pd.DataFrame, real_images: np.ndarray, synthetic_images
         rows += [{"setup": CONTROL, "n": max(scales), "seed": seed, "label": f"{CONTROL} n={max(scales)} seed {seed}"} for seed in seeds]
     args = (captions, real_images, synthetic_images, evals, tasks, config, str(out), templates, control)
     if workers is None:  # open_clip's ImageNet templates are lambdas, which do not pickle to a worker: those run in-process
-        workers = train.auto_workers(files=any(callable(t) for t in templates))
-    results = train.run_plan(rows, lambda: ClipRuns(*args, progress=progress).run, _worker_init, _worker_run, workers, progress, "CLIP runs",
+        workers = runs.auto_workers(files=any(callable(t) for t in templates))
+    results = runs.run_plan(rows, lambda: ClipRuns(*args, progress=progress).run, _worker_init, _worker_run, workers, progress, "CLIP runs",
                              initargs=args, cost=lambda row: row["n"] + 600)  # + 600: the zero-shot evaluation, about 600 captions' time
     table = pd.concat([m for m, _ in results], ignore_index=True)[["setup", "scale", "seed", "eval_set", "task", "top1", "loss"]]
-    runs = pd.DataFrame([info for _, info in results])
+    run_table = pd.DataFrame([info for _, info in results])
     if control is not None:
         write_parquet(table[table["setup"] == CONTROL].reset_index(drop=True), out / "control" / "metrics.parquet")
-        write_parquet(runs[runs["setup"] == CONTROL].reset_index(drop=True), out / "control" / "runs.parquet")
-        table, runs = table[table["setup"] != CONTROL].reset_index(drop=True), runs[runs["setup"] != CONTROL].reset_index(drop=True)
+        write_parquet(run_table[run_table["setup"] == CONTROL].reset_index(drop=True), out / "control" / "runs.parquet")
+        table, run_table = table[table["setup"] != CONTROL].reset_index(drop=True), run_table[run_table["setup"] != CONTROL].reset_index(drop=True)
     write_parquet(table, out / "metrics.parquet")
-    write_parquet(runs, out / "runs.parquet")
+    write_parquet(run_table, out / "runs.parquet")
     return table
 
 
@@ -465,6 +541,7 @@ class ClipRuns:
         self.tokens = self.tokenizer(captions["caption"].tolist())
         self.control_tokens = None if control is None else self.tokenizer(control["caption"].tolist())
         self.bank = torch.cat([to_clip_tensor(real_images), to_clip_tensor(synthetic_images)])
+        self.image_stats = image_stats(real_images)
         self.evals = {k: (to_clip_tensor(x), torch.as_tensor(y, dtype=torch.long)) for k, (x, y) in evals.items()}
         self.eval_key = {t["name"]: len(evals[t["set"]][1]) for t in tasks}
 
@@ -479,10 +556,10 @@ class ClipRuns:
             bank, tokens, setup, dataclasses.replace(self.config, seed=seed), run_dir,
             # zero-shot image features in bf16 autocast whatever the training precision: 1.9x faster on this CPU (fp32 training of
             # this small CLIP is the faster one); the logits and their softmax are float32
-            lambda m: zero_shot(m, self.tokenizer, self.evals, self.tasks, self.templates, autocast=True),
+            lambda m, acc: zero_shot(m, self.tokenizer, self.evals, self.tasks, self.templates, autocast=True, accelerator=acc),
             data_key=json.dumps({"captions": caps["caption_id"].tolist()[-3:], "text": caps["caption"].tolist()[-3:],
                                  "eval": self.eval_key, "eval_precision": "bf16", "n": n}, sort_keys=True),
-            progress=self.progress, desc=row["label"],
+            progress=self.progress, desc=row["label"], image_stats=self.image_stats,
         )
         return metrics.assign(setup=row["setup"], scale=n, seed=seed), {"setup": row["setup"], **{k: info[k] for k in ("captions", "steps", "train_s", "pairs_per_s", "resumed_from")}, "seed": seed}
 
@@ -492,7 +569,7 @@ _WORKER: dict = {}
 
 def _worker_init(*args) -> None:
     *data, threads = args
-    train.die_with_parent()
+    runs.die_with_parent()
     torch.set_num_threads(threads)
     _WORKER["runs"] = ClipRuns(*data)
 
@@ -550,8 +627,11 @@ class ClipJob:
     clip_config: dict = field(default_factory=dict)
     seed: int = 0  # the study seed: the first training seed
     seeds: int = 1  # training seeds per (setup, scale)
-    workers: int = 0  # processes training independent runs at once (0: train.auto_workers, 1 under accelerate launch)
+    workers: int = 0  # processes training independent runs at once (0: runs.auto_workers, 1 under accelerate launch)
     control: bool = False  # fashion: also real images with exact class names at the largest scale (clip/control/)
+    stream: bool = False  # read the pairs from shards as training goes (clip_stream): real_shards and clip/synthetic/
+    real_shards: str | None = None  # the real pairs' LAION-style shards, in caption order (brace notation; stream only)
+    stream_buffer: int = 2000  # the streaming shuffle buffer, in samples
 
 
 def run_job(job: ClipJob, progress: bool = True) -> pd.DataFrame:
@@ -562,6 +642,8 @@ def run_job(job: ClipJob, progress: bool = True) -> pd.DataFrame:
     out = Path(job.study_dir) / "clip"
     config = clip_config_from(job.clip_config)
     world = load_world(job.world, job.world_root, job.web_size, job.real_size, job.split_seed, job.ood_roots, job.class_map, job.image_size)
+    if job.stream:
+        return run_stream_job(job, config, world, progress)
     captions = pd.read_parquet(out / "captions.parquet")
     synthetic, manifest = read_images(out / "synthetic", checksums=False)
     if list(manifest["caption_id"]) != list(captions["caption_id"].astype(str)):
@@ -580,6 +662,64 @@ def run_job(job: ClipJob, progress: bool = True) -> pd.DataFrame:
     control = exact_names_captions(job, world, len(captions)) if job.control else None
     return run_ladder(captions, real, synthetic, evals, tasks, job.scales, config, out, job.setups, templates_for(job.world), progress,
                       seeds=[job.seed + i for i in range(job.seeds)], workers=1 if launched else (job.workers or None), control=control)
+
+
+def synthetic_shards(out_dir: str | Path) -> str:
+    """07's caption shards (``clip/synthetic/shard-*.tar``, caption order) in brace notation."""
+    shards = sorted(Path(out_dir).glob("shard-*.tar"))
+    if not shards:
+        raise FileNotFoundError(f"{out_dir} holds no caption shards; run 07_clip's generation cell first.")
+    width = len(shards[0].stem.split("-")[1])
+    return str(Path(out_dir) / f"shard-{{{0:0{width}d}..{len(shards) - 1:0{width}d}}}.tar")
+
+
+def run_stream_job(job: ClipJob, config: ClipConfig, world, progress: bool = True) -> pd.DataFrame:
+    """``run_job`` with every run streaming its pairs from shards (``clip_stream``): the real pairs
+    from ``job.real_shards``, the synthetic images from 07's caption shards; runs one after another
+    in this process (or over every process of an accelerate launch). The control needs captions in
+    memory and is not run here."""
+    from PIL import Image
+
+    from synkit.clip_stream import StreamSpec, expand_urls, records
+
+    out = Path(job.study_dir) / "clip"
+    if job.control:
+        raise ValueError("the exact-names control runs on captions held in memory; set clip_control to false with clip_stream.")
+    if not job.real_shards:
+        raise ValueError("clip_stream needs the real pairs as shards: set clip_shards (other worlds), or let 07 write them (fashion).")
+    synthetic = synthetic_shards(out / "synthetic") if {"synthetic", "mixed"} & set(job.setups) else None
+    _, first, _ = next(records(expand_urls(job.real_shards), 1))
+    gray = Image.open(io.BytesIO(first)).mode == "L" and config.image_size is None
+    stats = image_stats(np.zeros((1, 1, 1) if gray else (1, 1, 1, 3), np.uint8))
+    size = None if gray else (config.image_size or 224)
+    evals, tasks = world_tasks(world, job.eval_size, size, job.extra_eval)
+    tokenizer = open_clip_tokenizer(config.model)
+    eval_tensors = {k: (to_clip_tensor(x), torch.as_tensor(y, dtype=torch.long)) for k, (x, y) in evals.items()}
+    eval_key = {t["name"]: len(evals[t["set"]][1]) for t in tasks}
+    templates = templates_for(job.world)
+    rows = [{"setup": s, "n": n, "seed": job.seed + i} for i in range(job.seeds) for n in sorted(job.scales) for s in job.setups]
+    tables, infos = [], []
+    for row in tqdm(rows, desc="CLIP runs (streaming)", unit="run", disable=not progress):
+        spec = StreamSpec(job.real_shards, synthetic, row["n"], size, job.stream_buffer)
+        metrics, info = train_clip(
+            None, None, row["setup"], dataclasses.replace(config, seed=row["seed"]), out / "runs" / row["setup"] / f"n{row['n']:08d}-s{row['seed']}",
+            lambda m, acc: zero_shot(m, tokenizer, eval_tensors, tasks, templates, autocast=True, accelerator=acc),
+            data_key=json.dumps({"eval": eval_key, "eval_precision": "bf16"}, sort_keys=True), progress=progress,
+            desc=f"{row['setup']} n={row['n']} seed {row['seed']}", image_stats=stats, stream=spec)
+        tables.append(metrics.assign(setup=row["setup"], scale=row["n"], seed=row["seed"]))
+        infos.append({"setup": row["setup"], **{k: info[k] for k in ("captions", "steps", "train_s", "pairs_per_s", "resumed_from")}, "seed": row["seed"]})
+    table = pd.concat(tables, ignore_index=True)[["setup", "scale", "seed", "eval_set", "task", "top1", "loss"]]
+    if int(os.environ.get("RANK", "0")) == 0:
+        write_parquet(table, out / "metrics.parquet")
+        write_parquet(pd.DataFrame(infos), out / "runs.parquet")
+    return table
+
+
+def open_clip_tokenizer(model: str):
+    import open_clip
+
+    register_models()
+    return open_clip.get_tokenizer(model)
 
 
 def exact_names_captions(job: ClipJob, world, n: int) -> pd.DataFrame:

@@ -574,6 +574,14 @@ def parse_config(spec: str) -> tuple[str, float]:
         raise ValueError(f"configuration {spec!r} is not PROMPT_SET@CFG such as 'in_captions@2'.") from None
 
 
+def parse_ladder_config(spec: str) -> tuple[tuple[str, float], int | None]:
+    """``"classnames@8:1000"`` -> (("classnames", 8.0), 1000); without ``:N`` the count is None."""
+    base, colon, count = str(spec).partition(":")
+    if colon and not (count.isdigit() and int(count) > 0):
+        raise ValueError(f"ladder_configs entry {spec!r} is invalid; write PROMPT_SET@CFG or PROMPT_SET@CFG:N with N images per class >= 1.")
+    return parse_config(base), int(count) if colon else None
+
+
 def make_jobs(
     prompt_sets: list[str],
     guidance_scales: list[float],
@@ -585,15 +593,16 @@ def make_jobs(
     **common,
 ) -> list[GenJob]:
     """One job per configuration: every prompt set x CFG scale at ``images_per_class``, and the
-    ``ladder_configs`` (PROMPT_SET@CFG) the scaling runs train on at ``ladder_images_per_class``
-    (a configuration in both is generated once, at the larger count)."""
+    ``ladder_configs`` (PROMPT_SET@CFG, or PROMPT_SET@CFG:N for N images per class of its own) the
+    scaling runs train on at ``ladder_images_per_class`` (a configuration in both is generated
+    once, at the larger count)."""
     wanted: dict[tuple[str, float], int] = {}
     for ps in prompt_sets:
         for g in guidance_scales:
             wanted[(ps, float(g))] = images_per_class
     for spec in ladder_configs:
-        key = parse_config(spec)
-        wanted[key] = max(wanted.get(key, 0), ladder_images_per_class)
+        key, count = parse_ladder_config(spec)
+        wanted[key] = max(wanted.get(key, 0), count or ladder_images_per_class)
     return [
         GenJob(
             prompt_set=ps, guidance_scale=g, images_per_class=n, generator_name=generator_name,

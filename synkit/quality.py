@@ -235,16 +235,26 @@ def load_timm_reference(name: str, weights: str | None = None, num_classes: int 
 
 
 @torch.inference_mode()
-def predict_timm(model, data_config: dict, images: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and pre-logits features of uint8 RGB images (N, H, W, 3) through timm's eval transform."""
+def predict_timm(model, data_config: dict, images: np.ndarray, batch_size: int = 256, device: str | None = None,
+                 autocast: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and pre-logits features of uint8 RGB images (N, H, W, 3) through timm's eval transform,
+    in batches on ``device`` (default: cuda when present, else cpu; the model is moved there), in
+    bf16 autocast on a GPU (``autocast``: default on for cuda, off for cpu, where the reference's
+    features are compared in float32)."""
     import timm
     from PIL import Image
 
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    autocast = device.type == "cuda" if autocast is None else autocast
+    model = model.to(device).eval()
     transform = timm.data.create_transform(**data_config, is_training=False)
     labels, feats = [], []
-    for i in range(0, len(images), batch_size):
-        x = torch.stack([transform(Image.fromarray(im).convert("RGB")) for im in images[i : i + batch_size]])
-        f = model.forward_head(model.forward_features(x), pre_logits=True)
-        labels.append(model.get_classifier()(f).argmax(1).numpy())
-        feats.append(f.float().numpy())
+    with torch.inference_mode():
+        for i in tqdm(range(0, len(images), batch_size), desc="reference predictions", unit="batch", leave=False):
+            x = torch.stack([transform(Image.fromarray(im).convert("RGB")) for im in images[i : i + batch_size]]).to(device, non_blocking=True)
+            with torch.autocast(device.type, torch.bfloat16, enabled=autocast):
+                f = model.forward_head(model.forward_features(x), pre_logits=True)
+                logits = model.get_classifier()(f)
+            labels.append(logits.argmax(1).cpu().numpy())
+            feats.append(f.float().cpu().numpy())
     return np.concatenate(labels), np.concatenate(feats)

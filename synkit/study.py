@@ -314,12 +314,13 @@ def _source_problems(plan: dict[str, dict], defaults: dict[str, dict], source: s
     gen = {**defaults.get("02_generate", {}), **plan["02_generate"]}
     train_values = {**defaults.get("04_train", {}), **plan["04_train"]}
     made = {(ps, float(g)) for ps in gen.get("prompt_sets") or [] for g in gen.get("guidance_scales") or []}
+    from synkit.generate import parse_ladder_config
+
     for spec in gen.get("ladder_configs") or []:
-        name, _, scale = str(spec).partition("@")
         try:
-            made.add((name, float(scale)))
+            made.add(parse_ladder_config(spec)[0])
         except ValueError:
-            return [f"{source}: ladder_configs entry {spec!r} of 02_generate is not PROMPT_SET@CFG such as 'in_captions@2'."]
+            return [f"{source}: ladder_configs entry {spec!r} of 02_generate is not PROMPT_SET@CFG or PROMPT_SET@CFG:N such as 'in_captions@2'."]
     valid = ["real", *sorted(f"{ps}@{g:g}" for ps, g in made)]
     from synkit.generate import config_name
 

@@ -37,7 +37,7 @@ import os
 import sys
 import time
 import dataclasses
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -46,12 +46,10 @@ import torch
 import torch.nn.functional as F
 from synkit.progress import tqdm
 
-from synkit.files import atomic_path, write_json, write_parquet
+from synkit import runs
+from synkit.files import atomic_path, write_parquet
 from synkit.worlds import safe_name
 
-MIXED_PRECISION = ("no", "bf16")  # bf16 autocast needs no loss scaling, on CPU or GPU
-# Part of every run's cache key: bump it when a change to the loop changes what a run computes.
-LOOP_VERSION = 3  # 3: fused AdamW
 
 
 @dataclass(frozen=True)
@@ -75,8 +73,8 @@ class TrainConfig:
     workers: int = 4  # DataLoader workers for file-backed worlds (decoding and timm transforms)
 
     def __post_init__(self):
-        if self.mixed_precision not in MIXED_PRECISION:
-            raise ValueError(f"mixed_precision={self.mixed_precision!r} is invalid; valid values are {', '.join(MIXED_PRECISION)}.")
+        if self.mixed_precision not in runs.MIXED_PRECISION:
+            raise ValueError(f"mixed_precision={self.mixed_precision!r} is invalid; valid values are {', '.join(runs.MIXED_PRECISION)}.")
         for key in ("batch_size", "steps_min", "steps_max", "checkpoint_every", "eval_batch_size"):
             value = getattr(self, key)
             if not isinstance(value, int) or value < 1:
@@ -211,7 +209,10 @@ def subset(source: Source, size: int, real: tuple[np.ndarray, np.ndarray], synth
 # ---------------------------------------------------------------- data
 
 
-def to_tensor(images: np.ndarray, mean: float = 0.286, std: float = 0.353) -> torch.Tensor:
+TO_TENSOR_MEAN, TO_TENSOR_STD = 0.286, 0.353  # Fashion-MNIST's pixel statistics: the in-memory worlds' standardization
+
+
+def to_tensor(images: np.ndarray, mean: float = TO_TENSOR_MEAN, std: float = TO_TENSOR_STD) -> torch.Tensor:
     """uint8 (N, H, W) or (N, H, W, C) -> float (N, C, H, W), standardized."""
     x = torch.tensor(np.asarray(images)).float().div_(255).sub_(mean).div_(std)
     return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
@@ -232,41 +233,6 @@ class BatchData(torch.utils.data.Dataset):
     def __getitems__(self, idx: list[int]):
         idx = torch.as_tensor(idx)
         return self.images[idx], self.labels[idx]
-
-
-class StepBatches(torch.utils.data.Sampler):
-    """Batches of indices for steps ``start..steps``: epoch e is a permutation seeded by
-    (seed, e), so a resumed run draws the same batches as an uninterrupted one. Subclasses map
-    each batch with ``epoch_extra`` (drawn once per epoch after the permutation) and ``map``."""
-
-    def __init__(self, n: int, batch_size: int, steps: int, seed: int, start: int = 0, processes: int = 1):
-        self.n, self.batch_size, self.steps, self.seed, self.start, self.processes = n, batch_size, steps, seed, start, processes
-
-    def __len__(self) -> int:
-        return (self.steps - self.start) * self.processes
-
-    def epoch_extra(self, generator: torch.Generator):
-        return None
-
-    def map(self, idx: torch.Tensor, extra) -> torch.Tensor:
-        return idx
-
-    def __iter__(self):
-        per_epoch = max(self.n // self.batch_size, 1)  # drop the last partial batch
-        first, last = self.start * self.processes, self.steps * self.processes
-        epoch, perm, extra = -1, None, None
-        for b in range(first, last):
-            if b // per_epoch != epoch:
-                epoch = b // per_epoch
-                g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-                perm = torch.randperm(self.n, generator=g)
-                extra = self.epoch_extra(g)
-            j = (b % per_epoch) * self.batch_size
-            yield self.map(perm[j : j + self.batch_size], extra).tolist()
-
-
-def _first(batch):
-    return batch
 
 
 def augment(x: torch.Tensor, step: int, seed: int) -> torch.Tensor:
@@ -362,23 +328,59 @@ def create_model(config: TrainConfig, num_classes: int, in_chans: int):
         raise
 
 
+def save_model(model, folder: str | Path, config: TrainConfig, in_chans: int, image_size: tuple[int, int],
+               standardize: tuple[float, float] | None = None) -> Path:
+    """A trained classifier as a timm model folder (``config.json`` with its architecture, arguments
+    and preprocessing, ``model.safetensors``), written beside and renamed into place: any timm user
+    loads it with ``timm.create_model("local-dir:<folder>", pretrained=True)`` (``load_model``).
+    ``standardize``: the (mean, std) the images were standardized with (in-memory worlds)."""
+    import shutil
+
+    from timm.models import save_for_hf
+
+    folder = Path(folder)
+    tmp = atomic_path(folder)
+    shutil.rmtree(tmp, ignore_errors=True)
+    data_config = {"input_size": (in_chans, *image_size)}
+    if standardize is not None:
+        data_config.update(mean=(standardize[0],) * in_chans, std=(standardize[1],) * in_chans)
+    model_args = {**config.model_kwargs, "in_chans": in_chans}
+    save_for_hf(model, str(tmp), model_args=model_args, safe_serialization=True, data_config=data_config)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+    return folder
+
+
+def load_model(folder: str | Path):
+    """A classifier saved by ``save_model``, through timm's own loader (weights from safetensors)."""
+    import timm
+
+    folder = Path(folder)
+    if not (folder / "config.json").exists():
+        raise FileNotFoundError(f"{folder} holds no timm model (config.json is missing); train the run first.")
+    return timm.create_model(f"local-dir:{folder.resolve()}", pretrained=True).eval()
+
+
 @torch.inference_mode()
 def evaluate(model, eval_sets: dict[str, tuple[torch.Tensor, torch.Tensor]], class_names: list[str], batch_size: int = 1024,
-             autocast: bool = True, device=None, channels_last: bool = False, workers: int = 0) -> pd.DataFrame:
+             autocast: bool = True, device=None, channels_last: bool = False, workers: int = 0, accelerator=None) -> pd.DataFrame:
     """Cross-entropy loss and top-1 per eval set (in-memory (images, labels) tensors or a Dataset
-    of (tensor, label)), per class and overall (class_index -1)."""
+    of (tensor, label)), per class and overall (class_index -1). With an ``accelerator`` of several
+    processes each process evaluates its shard of every set and the per-image results are gathered
+    (``runs.shard``, ``runs.gather``): every process returns the whole table."""
     model.eval()
     device = device or next(model.parameters()).device
     rows = []
     for name, value in eval_sets.items():
+        part = runs.shard(accelerator, len(value) if isinstance(value, torch.utils.data.Dataset) else len(value[1]))
         if isinstance(value, torch.utils.data.Dataset):  # file-backed: stream through its transform
-            batches = torch.utils.data.DataLoader(value, batch_size=batch_size, num_workers=workers)
+            batches = torch.utils.data.DataLoader(torch.utils.data.Subset(value, part), batch_size=batch_size, num_workers=workers)
         else:
-            x, y = value
+            x, y = value[0][part], value[1][part]
             batches = ((x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(y), batch_size))
         losses, hits, ys = [], [], []
         for xb, yb in batches:
-            xb = xb.to(device)
+            xb = xb.to(device, non_blocking=True)
             if channels_last and xb.ndim == 4:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, torch.bfloat16, enabled=autocast):
@@ -387,8 +389,7 @@ def evaluate(model, eval_sets: dict[str, tuple[torch.Tensor, torch.Tensor]], cla
             losses.append(F.cross_entropy(logits, yb, reduction="none"))
             hits.append(logits.argmax(1) == yb)
             ys.append(yb)
-        loss, hit = torch.cat(losses).numpy(), torch.cat(hits).numpy()
-        labels = torch.cat(ys).numpy()
+        loss, hit, labels = runs.gather(accelerator, part, torch.cat(losses).numpy(), torch.cat(hits).numpy(), torch.cat(ys).numpy())
         rows.append({"eval_set": name, "class_index": -1, "class_name": "all", "n": len(labels), "loss": float(loss.mean()), "top1": float(hit.mean())})
         for c, cname in enumerate(class_names):
             m = labels == c
@@ -396,76 +397,6 @@ def evaluate(model, eval_sets: dict[str, tuple[torch.Tensor, torch.Tensor]], cla
                          "loss": float(loss[m].mean()) if m.any() else float("nan"),
                          "top1": float(hit[m].mean()) if m.any() else float("nan")})
     return pd.DataFrame(rows)
-
-
-# ---------------------------------------------------------------- one run
-
-
-def make_accelerator():
-    """One Accelerator per process (its state is a process-wide singleton, so mixed precision is
-    not set here but by ``autocast`` per run)."""
-    from accelerate import Accelerator
-
-    return Accelerator(cpu=not torch.cuda.is_available())
-
-
-def autocast(accelerator, mixed_precision: str):
-    """bf16 autocast on the accelerator's device when ``mixed_precision == "bf16"``."""
-    return torch.autocast(accelerator.device.type, torch.bfloat16, enabled=mixed_precision == "bf16")
-
-
-def make_scheduler(optimizer, steps: int, warmup: float):
-    """Linear warmup over ``warmup`` of the steps, then cosine decay to zero."""
-    w = max(1, int(round(warmup * steps)))
-
-    def factor(t: int) -> float:
-        if t < w:
-            return (t + 1) / w
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (t - w) / max(1, steps - w))))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def run_key(config: TrainConfig, steps: int, data_key: str) -> str:
-    payload = json.dumps({"config": asdict(config), "steps": steps, "data": data_key, "loop": LOOP_VERSION}, sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def finished_run(run_dir: Path, key: str) -> tuple[pd.DataFrame, dict] | None:
-    """(metrics, info) of a run that finished with this key, else None."""
-    info_path, metrics_path = run_dir / "run.json", run_dir / "metrics.parquet"
-    if info_path.exists() and metrics_path.exists():
-        info = json.loads(info_path.read_text())
-        if info.get("key") == key:
-            return pd.read_parquet(metrics_path), info
-    return None
-
-
-def load_checkpoint(path: Path, key: str, model, optimizer, scheduler) -> int:
-    """Restore a checkpoint written for this key (``weights_only``); return the step to resume at (0: none)."""
-    if not path.exists():
-        return 0
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state.get("key") != key:
-        return 0
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    return int(state["step"])
-
-
-def finish_run(run_dir: Path, metrics: pd.DataFrame, info: dict) -> None:
-    """Write the run's metrics, then run.json (its presence marks the run complete), then drop the checkpoint."""
-    write_parquet(metrics, run_dir / "metrics.parquet")
-    write_json(info, run_dir / "run.json")
-    (run_dir / "checkpoint.pt").unlink(missing_ok=True)
-
-
-def _save_checkpoint(path: Path, model, optimizer, scheduler, step: int, key: str) -> None:
-    tmp = atomic_path(path)
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "step": step, "key": key}, tmp)
-    os.replace(tmp, path)
 
 
 def train_run(
@@ -487,12 +418,12 @@ def train_run(
     when ``run_dir/run.json`` has the same key. Returns (metrics table, run info)."""
 
     run_dir = Path(run_dir)
-    key = run_key(config, steps, data_key)
+    key = runs.run_key(config, steps, data_key)
     ckpt_path = run_dir / "checkpoint.pt"
-    done = finished_run(run_dir, key)
+    done = runs.finished_run(run_dir, key)
     if done is not None:
         return done
-    accelerator = accelerator or make_accelerator()
+    accelerator = accelerator or runs.make_accelerator()
     main = accelerator.is_main_process
     if main:
         for stale in ("run.json", "metrics.parquet"):
@@ -516,15 +447,15 @@ def train_run(
     import timm.optim
 
     optimizer = timm.optim.create_optimizer_v2(model, "adamw", lr=config.lr, weight_decay=config.weight_decay, fused=True)  # one kernel a step
-    scheduler = make_scheduler(optimizer, steps, config.warmup)
-    start = load_checkpoint(ckpt_path, key, model, optimizer, scheduler)
+    scheduler = runs.make_scheduler(optimizer, steps, config.warmup)
+    start = runs.load_checkpoint(ckpt_path, key, model, optimizer, scheduler)
     processes = accelerator.num_processes
     batch_size = min(config.batch_size, n_items)
-    sampler = StepBatches(n_items, batch_size, steps, config.seed, start, processes)
+    sampler = runs.StepBatches(n_items, batch_size, steps, config.seed, start, processes)
     if files:
         loader = torch.utils.data.DataLoader(data, batch_sampler=sampler, num_workers=config.workers, persistent_workers=False)
     else:
-        loader = torch.utils.data.DataLoader(data, batch_sampler=sampler, collate_fn=_first)
+        loader = torch.utils.data.DataLoader(data, batch_sampler=sampler, collate_fn=runs.whole_batch)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
 
     t0 = time.perf_counter()
@@ -536,7 +467,7 @@ def train_run(
             xb = augment(xb, step, config.seed)
         if channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        with autocast(accelerator, config.mixed_precision):
+        with runs.autocast(accelerator, config.mixed_precision):
             loss = F.cross_entropy(model(xb).float(), yb)
         accelerator.backward(loss)
         optimizer.step()
@@ -547,21 +478,19 @@ def train_run(
         if step % 10 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
         if step % config.checkpoint_every == 0 and step < steps and main:
-            _save_checkpoint(ckpt_path, accelerator.unwrap_model(model), optimizer, scheduler, step, key)
+            runs.save_checkpoint(ckpt_path, accelerator.unwrap_model(model), optimizer, scheduler, step, key)
     bar.close()
     train_s = time.perf_counter() - t0
     accelerator.wait_for_everyone()
     metrics = evaluate(accelerator.unwrap_model(model), eval_sets, class_names, config.eval_batch_size,
-                       autocast=config.mixed_precision != "no", channels_last=channels_last, workers=config.workers)
+                       autocast=config.mixed_precision != "no", channels_last=channels_last, workers=config.workers, accelerator=accelerator)
     info = {"key": key, "steps": steps, "size": int(n_items), "resumed_from": start, "train_s": round(train_s, 2),
             "images_per_s": round((steps - start) * batch_size * processes / max(train_s, 1e-9), 1), "processes": processes}
     if main:
-        from safetensors.torch import save_file
-
-        weights = atomic_path(run_dir / "model.safetensors")
-        save_file({k: v.contiguous() for k, v in accelerator.unwrap_model(model).state_dict().items()}, weights)
-        os.replace(weights, run_dir / "model.safetensors")
-        finish_run(run_dir, metrics, info)
+        sample = data[0][0] if files else x[0]
+        save_model(accelerator.unwrap_model(model), run_dir / "model", config, in_chans, tuple(sample.shape[-2:]),
+                   None if files else (TO_TENSOR_MEAN, TO_TENSOR_STD))
+        runs.finish_run(run_dir, metrics, info)
     accelerator.wait_for_everyone()
     return metrics, info
 
@@ -595,7 +524,7 @@ class TrainJob:
     seeds: int = 1  # training seeds per run: seed, seed + 1, ...
     capacity_source: str | None = None  # also train this source with the small model of capacity_config
     capacity_config: dict = field(default_factory=dict)  # TrainConfig fields of the small model (over train_config)
-    workers: int = 0  # processes training independent runs at once (0: auto_workers); not part of any result
+    workers: int = 0  # processes training independent runs at once (0: runs.auto_workers); not part of any result
 
 
 def plan_runs(job: TrainJob, configs: pd.DataFrame) -> pd.DataFrame:
@@ -766,106 +695,22 @@ def _like(images: np.ndarray, shape: tuple) -> np.ndarray:
     return np.stack([fit_image(Image.fromarray(im), shape[0], "L" if len(shape) == 2 else "RGB") for im in images])
 
 
-def _label(row: dict) -> str:
-    return run_label(row) if "model" in row else str(row.get("label", ""))
-
-
 def run_label(row: dict) -> str:
     return f"{row['source']}{'' if row['model'] == 'default' else ' (' + row['model'] + ' model)'} n={row['size']} seed {row['seed']}"
-
-
-def auto_workers(files: bool = False) -> int:
-    """Processes for independent runs: on a CPU-only machine, one per two cores, at least 2 when
-    there are 2 cores (small models use two single-threaded processes better than one process
-    with two threads: benchmarks/train.py); 1 with a GPU (accelerate owns the devices) or with
-    file-backed data (its loader has workers of its own)."""
-    if files or torch.cuda.is_available():
-        return 1
-    cores = os.cpu_count() or 1
-    return 1 if cores < 2 else min(cores, max(2, cores // 2))
-
-
-def run_threads() -> int | None:
-    """Threads every CPU run trains with, in this process or in a worker: cores // auto_workers().
-    The thread count changes float rounding, which training amplifies to seed-sized differences
-    (measured: val loss 0.858 vs 0.880 for one run at 1 and 2 threads), so a run gets the same
-    count whichever way it is trained; a rerun on the same machine gives the same bytes. None with
-    a GPU (the device decides)."""
-    if torch.cuda.is_available():
-        return None
-    return max(1, (os.cpu_count() or 1) // auto_workers())
 
 
 _WORKER: dict = {}
 
 
-def die_with_parent() -> None:
-    """Linux: a worker gets SIGKILL when the process that spawned it dies (a killed study leaves no
-    orphan still training); elsewhere a no-op."""
-    import ctypes
-    import signal
-
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def _worker_init(job: TrainJob, plan: pd.DataFrame, configs: pd.DataFrame, threads: int) -> None:
-    die_with_parent()
+    runs.die_with_parent()
     torch.set_num_threads(threads)
     _WORKER["data"] = LadderData(job, plan, configs)
-    _WORKER["accelerator"] = make_accelerator()
+    _WORKER["accelerator"] = runs.make_accelerator()
 
 
 def _worker_run(row: dict):
     return _WORKER["data"].run(row, _WORKER["accelerator"], progress=False)
-
-
-def run_plan(rows: list[dict], make_data, worker_init, worker_run, workers: int, progress: bool, desc: str, main: bool = True,
-             initargs: tuple = (), cost=None) -> list:
-    """Run ``rows`` in this process (``workers`` <= 1, with ``make_data().run``) or in a pool of
-    ``workers`` spawned processes (each with ``cores // workers`` threads and its own data from
-    ``worker_init(*initargs, threads)``); return the results in row order with one progress bar.
-    With ``cost(row)`` (a rough run time) the pool takes the costliest runs first, so no worker is
-    left with one long run at the end while the others idle."""
-    bar = tqdm(total=len(rows), desc=desc, unit="run", disable=not (progress and main))
-    results = [None] * len(rows)
-    threads = run_threads()
-    if workers <= 1 or len(rows) <= 1:
-        data = make_data()
-        before = torch.get_num_threads()
-        if threads:
-            torch.set_num_threads(threads)  # the same thread count as a worker's: the same results
-        try:
-            for i, row in enumerate(rows):
-                bar.set_postfix_str(_label(row))
-                results[i] = data(row)
-                bar.update(1)
-        finally:
-            torch.set_num_threads(before)
-    else:
-        import concurrent.futures as cf
-        import multiprocessing as mp
-
-        threads = threads or 1
-        with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=worker_init,
-                                    initargs=(*initargs, threads)) as pool:
-            order = sorted(range(len(rows)), key=lambda i: -cost(rows[i])) if cost else list(range(len(rows)))
-            futures = {pool.submit(worker_run, rows[i]): i for i in order}
-            pending = list(order)  # the pool takes runs in this order: its first `workers` are the ones training
-
-            def running() -> None:
-                bar.set_postfix_str("training " + "; ".join(_label(rows[i]) for i in pending[:workers]), refresh=False)
-
-            running()
-            for fut in cf.as_completed(futures):
-                results[futures[fut]] = fut.result()  # a run's error stops the ladder here, with its message
-                pending.remove(futures[fut])
-                running()
-                bar.update(1)
-    bar.close()
-    return results
 
 
 def _run_cost(row: dict) -> float:
@@ -877,21 +722,21 @@ def run_ladder(job: TrainJob, progress: bool = True, accelerator=None, workers: 
     """Train every run of ``job`` (skipping finished ones); write and return ``train/metrics.parquet``.
 
     Runs are independent: with ``workers`` > 1 (default: ``auto_workers``) they train in that many
-    spawned processes at once. Every CPU run trains with ``run_threads()`` threads, in this process
+    spawned processes at once. Every CPU run trains with ``runs.run_threads()`` threads, in this process
     or a worker, so the tables are the same whichever way they were trained on a machine."""
     study = Path(job.study_dir)
     configs_path = study / "synthetic" / "configs.parquet"
     configs = pd.read_parquet(configs_path) if configs_path.exists() else pd.DataFrame(columns=["config", "prompt_set", "guidance_scale", "images", "manifest"])
     plan = plan_runs(job, configs)
     if accelerator is None:
-        accelerator = make_accelerator()
+        accelerator = runs.make_accelerator()
     multi = accelerator.num_processes > 1
     workers = workers or job.workers
     if not workers:
         from synkit.worlds import in_memory, load_world
 
         world = load_world(job.world, job.world_root, job.web_size, job.real_size, job.split_seed, job.ood_roots, job.class_map, job.image_size)
-        workers = 1 if multi else auto_workers(files=not in_memory(world))  # file-backed worlds: the loader's workers instead
+        workers = 1 if multi else runs.auto_workers(files=not in_memory(world))  # file-backed worlds: the loader's workers instead
     rows = plan.to_dict("records")
     holder: dict = {}
 
@@ -899,8 +744,8 @@ def run_ladder(job: TrainJob, progress: bool = True, accelerator=None, workers: 
         holder["data"] = LadderData(job, plan, configs)
         return lambda row: holder["data"].run(row, accelerator, progress)
 
-    results = run_plan(rows, in_process, _worker_init, _worker_run, 1 if multi else workers, progress, "training runs",
-                       accelerator.is_main_process, initargs=(job, plan, configs), cost=_run_cost)
+    results = runs.run_plan(rows, in_process, _worker_init, _worker_run, 1 if multi else workers, progress, "training runs",
+                       accelerator.is_main_process, initargs=(job, plan, configs), cost=_run_cost, label=run_label)
     cols = ["source", "config", "real_fraction", "kind", "sweep", "model", "seed", "size", "steps", "eval_set", "class_index", "class_name",
             "n", "loss", "top1"]
     table = pd.concat([m for m, _ in results], ignore_index=True)[cols]

@@ -4,6 +4,7 @@ import types
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from synkit import clip, generate
 
@@ -192,3 +193,41 @@ def test_caption_table_needs_its_columns(tmp_path):
     bad = pd.DataFrame({"caption_id": ["a", "a"], "caption": ["x", "y"], "class_index": [0, 0], "class_name": ["c", "c"], "source_id": [None, None]})
     with pytest.raises(ValueError, match="caption id 'a' appears more than once"):
         generate.plan_captions(bad, 0, "c")
+
+
+def test_a_trained_clip_is_saved_for_open_clip_and_gives_its_features(tmp_path, fashion):
+    import open_clip
+
+    caps = clip.web_captions(fashion, 32)
+    real = np.asarray(fashion.split("web").images)[caps["web_index"].to_numpy()]
+    bank = torch.cat([clip.to_clip_tensor(real), clip.to_clip_tensor(255 - real)])
+    tokenizer = clip.open_clip_tokenizer(clip.FASHION_MODEL)
+    seen = {}
+
+    def evaluate(model, accelerator):
+        with torch.inference_mode():
+            seen["image"] = model.encode_image(bank[:4], normalize=True)
+            seen["text"] = model.encode_text(tokenizer(["a shirt", "a boot"]), normalize=True)
+        return pd.DataFrame([{"eval_set": "val", "task": "classes", "top1": 0.5, "loss": 1.0}])
+
+    clip.train_clip(bank, tokenizer(caps["caption"].tolist()), "real", clip.ClipConfig(epochs=1, batch_size=8), tmp_path / "run", evaluate,
+                    progress=False, image_stats=clip.image_stats(real))
+    folder = (tmp_path / "run" / "model").resolve()
+    config = json.loads((folder / "open_clip_config.json").read_text())
+    assert config["model_cfg"]["vision_cfg"]["image_size"] == 28 and config["preprocess_cfg"]["mean"] == [0.286] * 3
+    model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{folder}")
+    model.eval()
+    with torch.inference_mode():
+        assert torch.allclose(model.encode_image(bank[:4], normalize=True), seen["image"], atol=1e-5)
+        assert torch.allclose(model.encode_text(tokenizer(["a shirt", "a boot"]), normalize=True), seen["text"], atol=1e-5)
+    from PIL import Image
+
+    x = preprocess(Image.fromarray(real[0]))  # open_clip's own preprocessing with the saved statistics: the study's tensor
+    assert x.shape == (3, 28, 28) and torch.allclose(x, clip.to_clip_tensor(real[:1])[0], atol=1e-2)
+    with pytest.raises(FileNotFoundError, match="holds no open_clip model"):
+        clip.load_model(tmp_path)
+
+
+def test_clip_config_names_an_unsupported_precision():
+    with pytest.raises(ValueError, match="clip_config mixed_precision='fp16' is invalid; valid values are no, bf16"):
+        clip.ClipConfig(mixed_precision="fp16")

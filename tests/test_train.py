@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from synkit import train
+from synkit import runs, train
 
 
 def test_ladder_sizes_are_log_spaced_and_contain_d_i():
@@ -94,9 +94,9 @@ def test_plan_repeats_every_run_over_seeds_and_adds_capacity_runs():
 
 
 def test_step_batches_resume_where_they_stopped():
-    full = list(train.StepBatches(100, 16, steps=20, seed=1))
+    full = list(runs.StepBatches(100, 16, steps=20, seed=1))
     assert len(full) == 20 and all(len(b) == 16 for b in full)
-    assert list(train.StepBatches(100, 16, steps=20, seed=1, start=7)) == full[7:]
+    assert list(runs.StepBatches(100, 16, steps=20, seed=1, start=7)) == full[7:]
     epoch0 = [i for b in full[:6] for i in b]
     assert len(set(epoch0)) == 96  # an epoch draws without replacement
 
@@ -212,7 +212,7 @@ def test_pretrained_timm_reference_from_a_local_file(tmp_path):
 
 
 def test_worker_processes_give_the_same_tables_as_one_process(tmp_path, fashion):
-    """Every CPU run trains with train.run_threads() threads, in the kernel or in a worker: the same numbers."""
+    """Every CPU run trains with runs.run_threads() threads, in the kernel or in a worker: the same numbers."""
     tables = []
     for workers in (1, 2):
         job = _job(tmp_path / f"w{workers}")
@@ -221,3 +221,67 @@ def test_worker_processes_give_the_same_tables_as_one_process(tmp_path, fashion)
         tables.append(train.run_ladder(job, progress=False).sort_values(["seed", "size", "eval_set", "class_index"], ignore_index=True))
     assert len(tables[0]) == 2 * 3 * 3 * 11
     pd.testing.assert_frame_equal(tables[0], tables[1])
+
+
+def test_a_saved_run_loads_in_timm_and_gives_its_logits(tmp_path, fashion):
+    import timm
+
+    job = _job(tmp_path / "s")
+    job.sizes, job.train_config = [100], {**SMALL, "steps_min": 3, "steps_max": 3}
+    train.run_ladder(job, progress=False, workers=1)
+    folder = tmp_path / "s" / "train" / "runs" / "real" / "n00000100-s0" / "model"
+    assert (folder / "config.json").exists() and (folder / "model.safetensors").exists()
+    config = json.loads((folder / "config.json").read_text())
+    assert config["architecture"] == "resnet18" and config["model_args"]["channels"] == [8, 16, 32, 64]
+    assert config["pretrained_cfg"]["input_size"] == [1, 28, 28] and config["pretrained_cfg"]["mean"] == [train.TO_TENSOR_MEAN]
+    x = torch.randn(4, 1, 28, 28)
+    ours, theirs = train.load_model(folder), timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
+    with torch.inference_mode():
+        assert torch.equal(ours(x), theirs(x))
+    # the weights are the trained ones: evaluating the loaded model reproduces the run's val loss
+    evals = train.eval_tensors(fashion, ["val"], 500, 0)
+    again = train.evaluate(theirs, evals, [c.name for c in fashion.classes], autocast=True, channels_last=True)
+    table = pd.read_parquet(folder.parent / "metrics.parquet")
+    mine = table[(table.eval_set == "val") & (table.class_index == -1)].iloc[0]
+    assert again.iloc[0]["top1"] == pytest.approx(mine["top1"]) and again.iloc[0]["loss"] == pytest.approx(mine["loss"], rel=1e-3)
+    with pytest.raises(FileNotFoundError, match="holds no timm model"):
+        train.load_model(tmp_path)
+
+
+@pytest.mark.slow
+def test_two_launched_processes_shard_the_evaluation_and_gather_it(tmp_path, fashion):
+    """accelerate launch on two CPU processes (gloo): each evaluates half of val; the gathered table
+    equals one process evaluating the saved model on all of it."""
+    job = _job(tmp_path / "two")
+    job.sizes, job.train_config = [200], {**SMALL, "steps_min": 4, "steps_max": 4}
+    job_file = tmp_path / "job.json"
+    job_file.write_text(json.dumps(vars(job)))
+    lines = runs.launch("synkit.train", [job_file], 2)
+    assert any(line.startswith("training runs") for line in lines)  # the launched processes' bar reached this process
+    table = pd.read_parquet(tmp_path / "two" / "train" / "metrics.parquet")
+    val = table[(table.eval_set == "val")].set_index("class_index")
+    assert val.loc[-1, "n"] == 500 and val.loc[0:, "n"].sum() == 500
+    model = train.load_model(tmp_path / "two" / "train" / "runs" / "real" / "n00000200-s0" / "model")
+    evals = train.eval_tensors(fashion, ["val"], 500, 0)
+    one = train.evaluate(model, evals, [c.name for c in fashion.classes], autocast=True, channels_last=True).set_index("class_index")
+    assert np.allclose(one["top1"], val["top1"]) and np.allclose(one["loss"], val["loss"], rtol=1e-3, equal_nan=True)
+
+
+def test_launch_names_the_failure_with_its_last_lines(tmp_path):
+    with pytest.raises(RuntimeError, match=r"accelerate launch of synkit.train on 2 processes failed \(exit [1-9]\d*\); its last lines:\n(.|\n)*job"):
+        runs.launch("synkit.train", [tmp_path / "missing.json"], 2)
+    with pytest.raises(ValueError, match="num_processes=1 is invalid for accelerate launch"):
+        runs.launch_command("synkit.train", ["job.json"], 1)
+
+
+def test_a_users_accelerate_defaults_do_not_leak_into_runs(tmp_path):
+    """ACCELERATE_MIXED_PRECISION / ACCELERATE_DYNAMO_BACKEND (what `accelerate config` and its launcher
+    set) do not change synkit's accelerator; launches pin both off."""
+    env = {**os.environ, "ACCELERATE_MIXED_PRECISION": "bf16", "ACCELERATE_DYNAMO_BACKEND": "INDUCTOR"}
+    code = "from synkit import runs; a = runs.make_accelerator(); print(a.mixed_precision, a.state.dynamo_plugin.backend.value)"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["no", "NO"]
+    cmd = runs.launch_command("synkit.train", ["job.json"], 2)
+    assert cmd[cmd.index("--mixed_precision") + 1] == "no" and cmd[cmd.index("--dynamo_backend") + 1] == "no"
+    with pytest.raises(ValueError, match="mixed_precision='fp16' is invalid; valid values are no, bf16"):
+        train.TrainConfig(mixed_precision="fp16")
