@@ -402,6 +402,7 @@ def train_clip(bank: torch.Tensor, tokens: torch.Tensor, setup: str, config: Cli
             runs.save_checkpoint(ckpt_path, core, optimizer, scheduler, step, key)
     bar.close()
     seconds = time.perf_counter() - t0
+    runs.sync_buffers(accelerator, core)
     metrics = evaluate(core, accelerator)
     info = {"key": key, "steps": steps, "captions": n, "setup": setup, "resumed_from": start, "train_s": round(seconds, 2),
             "pairs_per_s": round((steps - start) * batch * processes / max(seconds, 1e-9), 1)}

@@ -98,7 +98,7 @@ def sd15_pipeline(folder: Path, sizes: Sizes) -> Path:
     merges = sorted(simple.bpe_ranks, key=simple.bpe_ranks.get)
     (tok_dir / "merges.txt").write_text("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n")
     tokenizer = CLIPTokenizer(str(tok_dir / "vocab.json"), str(tok_dir / "merges.txt"), model_max_length=77)
-    pipe = StableDiffusionPipeline(unet=unet, vae=vae, text_encoder=text, tokenizer=tokenizer, scheduler=DDIMScheduler(steps_offset=1),
+    pipe = StableDiffusionPipeline(unet=unet, vae=vae, text_encoder=text, tokenizer=tokenizer, scheduler=DDIMScheduler(steps_offset=1, clip_sample=False),
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.save_pretrained(folder / "sd15-random")
     return folder / "sd15-random"
@@ -121,7 +121,7 @@ def check_generation(tmp: Path, sizes: Sizes, device: str) -> dict:
                           resolution=min(256, sizes.gen_size), batch_size=sizes.gen_batch, shard_size=n, dtype=sizes.dtype)
     stats = generate.generate_config(job, progress=False)
     dtype = getattr(torch, sizes.dtype)
-    pipe = StableDiffusionPipeline.from_pretrained(path, torch_dtype=dtype).to(device)
+    pipe = StableDiffusionPipeline.from_pretrained(path, dtype=dtype).to(device)
     pipe.set_progress_bar_config(disable=True)
     texts = prompts["prompt"].tolist()
     pipe(texts[: sizes.gen_batch], num_inference_steps=sizes.gen_steps, guidance_scale=2.0, height=sizes.gen_size, width=sizes.gen_size)  # warm-up

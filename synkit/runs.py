@@ -224,6 +224,18 @@ def run_plan(rows: list[dict], make_data, worker_init, worker_run, workers: int,
     return results
 
 
+def sync_buffers(accelerator, model) -> None:
+    """Give every process the main process's buffers (BatchNorm's running statistics), which each
+    process updated from its own last batch: the sharded evaluation then scores one model, the one
+    the main process saves."""
+    if accelerator is None or accelerator.num_processes == 1:
+        return
+    import torch.distributed as dist
+
+    for buffer in model.buffers():
+        dist.broadcast(buffer.data, src=0)
+
+
 def shard(accelerator, n: int):
     """This process's share of ``n`` evaluation items: all of them in one process, else a strided
     slice (process i takes items i, i + N, ...), so N processes evaluate a set once between them."""

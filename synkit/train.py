@@ -345,6 +345,10 @@ def save_model(model, folder: str | Path, config: TrainConfig, in_chans: int, im
     if standardize is not None:
         data_config.update(mean=(standardize[0],) * in_chans, std=(standardize[1],) * in_chans)
     model_args = {**config.model_kwargs, "in_chans": in_chans}
+    if any(not p.is_contiguous() for p in model.parameters()):  # channels_last weights: safetensors stores the standard layout
+        import copy
+
+        model = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
     save_for_hf(model, str(tmp), model_args=model_args, safe_serialization=True, data_config=data_config)
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
@@ -374,7 +378,7 @@ def evaluate(model, eval_sets: dict[str, tuple[torch.Tensor, torch.Tensor]], cla
     for name, value in eval_sets.items():
         part = runs.shard(accelerator, len(value) if isinstance(value, torch.utils.data.Dataset) else len(value[1]))
         if isinstance(value, torch.utils.data.Dataset):  # file-backed: stream through its transform
-            batches = torch.utils.data.DataLoader(torch.utils.data.Subset(value, part), batch_size=batch_size, num_workers=workers)
+            batches = torch.utils.data.DataLoader(torch.utils.data.Subset(value, range(len(value))[part]), batch_size=batch_size, num_workers=workers)
         else:
             x, y = value[0][part], value[1][part]
             batches = ((x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(y), batch_size))
@@ -482,6 +486,7 @@ def train_run(
     bar.close()
     train_s = time.perf_counter() - t0
     accelerator.wait_for_everyone()
+    runs.sync_buffers(accelerator, accelerator.unwrap_model(model))
     metrics = evaluate(accelerator.unwrap_model(model), eval_sets, class_names, config.eval_batch_size,
                        autocast=config.mixed_precision != "no", channels_last=channels_last, workers=config.workers, accelerator=accelerator)
     info = {"key": key, "steps": steps, "size": int(n_items), "resumed_from": start, "train_s": round(train_s, 2),
