@@ -56,8 +56,9 @@ lab: install
 
 ## The full-size paths (SD-1.5-architecture generation, ViT-B/16 training, CLIP ViT-B-16) on a GPU, random weights,
 ## each against a plain baseline; tiny sizes without CUDA. Results: outputs/gpu_check.json
+GPU_CHECK_OUT ?= outputs/gpu_check.json
 gpu-check: install
-	$(PYTHON) -m synkit.gpu_check --out outputs/gpu_check.json
+	$(PYTHON) -m synkit.gpu_check --out $(GPU_CHECK_OUT)
 
 ## Every study's outputs and the cached models (outputs/models): the next study starts cold.
 clean-outputs:
