@@ -690,7 +690,10 @@ def run_stream_job(job: ClipJob, config: ClipConfig, world, progress: bool = Tru
         raise ValueError("clip_stream needs the real pairs as shards: set clip_shards (other worlds), or let 07 write them (fashion).")
     synthetic = synthetic_shards(out / "synthetic") if {"synthetic", "mixed"} & set(job.setups) else None
     _, first, _ = next(records(expand_urls(job.real_shards), 1))
-    gray = Image.open(io.BytesIO(first)).mode == "L" and config.image_size is None
+    first = Image.open(io.BytesIO(first))
+    gray = first.mode == "L" and config.image_size is None
+    if gray and first.size[0] != 28:  # grayscale pairs as stored (a folder world's size): the model's input follows them
+        config = dataclasses.replace(config, image_size=first.size[0])
     stats = image_stats(np.zeros((1, 1, 1) if gray else (1, 1, 1, 3), np.uint8))
     size = None if gray else (config.image_size or 224)
     evals, tasks = world_tasks(world, job.eval_size, size, job.extra_eval)

@@ -64,6 +64,23 @@ def tiny_blip2(tmp_path_factory) -> Path:
     return path
 
 
+def kill_at_checkpoint(module: str, job_file: Path, checkpoint: Path, timeout: float = 180) -> bool:
+    """Run ``python -m module job_file``, SIGKILL it as soon as ``checkpoint`` exists (or it ends, or
+    ``timeout`` passes); return whether the checkpoint was written before the kill."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", module, str(job_file)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return checkpoint.exists()
+
+
 def make_image_folder(root: Path, classes: list[str], splits=("train", "val"), per_class: int = 3, size: int = 16) -> Path:
     """A labelled image folder: root/<split>/<class>/<i>.png with random RGB images."""
     rng = np.random.default_rng(0)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from synkit import clip, generate
+from tests.conftest import kill_at_checkpoint
 
 
 def test_mixed_sampler_draws_both_images_of_a_caption_across_epochs():
@@ -80,10 +81,6 @@ def _caption_study(root, fashion, tiny_sd, n=64):
 
 def test_a_killed_clip_run_resumes_and_matches(tmp_path, fashion, tiny_sd):
     import shutil
-    import signal
-    import subprocess
-    import sys
-    import time
 
     straight = _caption_study(tmp_path / "straight", fashion, tiny_sd)
     killed = tmp_path / "killed"
@@ -93,14 +90,8 @@ def test_a_killed_clip_run_resumes_and_matches(tmp_path, fashion, tiny_sd):
     reference = clip.run_job(clip.ClipJob(study_dir=str(straight), **spec), progress=False)
     job_file = tmp_path / "job.json"
     job_file.write_text(json.dumps({"study_dir": str(killed), **spec}))
-    proc = subprocess.Popen([sys.executable, "-m", "synkit.clip", str(job_file)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpt = killed / "clip" / "runs" / "mixed" / "n00000064-s0" / "checkpoint.pt"
-    deadline = time.time() + 120
-    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert ckpt.exists(), "the CLIP run never wrote a checkpoint before it was killed"
+    assert kill_at_checkpoint("synkit.clip", job_file, ckpt), "the CLIP run never wrote a checkpoint before it was killed"
     resumed = clip.run_job(clip.ClipJob(study_dir=str(killed), **spec), progress=False)
     runs = pd.read_parquet(killed / "clip" / "runs.parquet")
     assert runs["resumed_from"].iloc[0] > 0 and not ckpt.exists()

@@ -92,7 +92,9 @@ def test_folder_world_runs_the_whole_study_offline(tmp_path):
     # seed and CLIP on real captions keep the folder world's whole path (every notebook) at a third less time
     params["seeds"] = 1
     params["overrides"]["04_train"]["capacity_source"] = None
-    params["overrides"]["07_clip"].update(clip_setups=["real"], clip_control=False)
+    # and CLIP streams its pairs from shards (07 writes the folder's pairs as LAION-style shards): the streaming path
+    # through the notebook, where the smoke study keeps the in-memory one
+    params["overrides"]["07_clip"].update(clip_setups=["real"], clip_control=False, clip_stream=True)
     path = tmp_path / "digits.yaml"
     path.write_text(yaml.safe_dump(params))
     out = tmp_path / "outputs"
@@ -119,6 +121,8 @@ def test_folder_world_runs_the_whole_study_offline(tmp_path):
     assert sorted(pd.read_parquet(study / "train" / "metrics.parquet")["eval_set"].unique()) == ["inverted", "val"]
     assert list((study / "per_class").glob("figure5_*.png")) and (study / "per_class" / "dashboard.html").exists()
     assert (study / "clip" / "metrics.parquet").exists() and (study / "synthetic" / "embedded-in_captions-cfg4" / "sizes.json").exists()
+    assert list((study / "clip" / "real_pairs").glob("pairs-*.tar"))  # streamed from shards
+    assert list((study / "clip" / "runs" / "real").glob("n*-s0/model/open_clip_config.json"))
     found = pd.read_parquet(study / "report" / "findings.parquet")
     assert len(found) >= 13
 

@@ -1,6 +1,5 @@
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ import pytest
 import torch
 
 from synkit import runs, train
+from tests.conftest import kill_at_checkpoint
 
 
 def test_ladder_sizes_are_log_spaced_and_contain_d_i():
@@ -120,14 +120,8 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_matches(tmp_path, fashion)
     killed = tmp_path / "killed"
     job_file = tmp_path / "job.json"
     job_file.write_text(json.dumps(vars(_job(killed))))
-    proc = subprocess.Popen([sys.executable, "-m", "synkit.train", str(job_file)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpt = killed / "train" / "runs" / "real" / "n00000200-s0" / "checkpoint.pt"
-    deadline = time.time() + 120
-    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert ckpt.exists(), "the run never wrote a checkpoint before it was killed"
+    assert kill_at_checkpoint("synkit.train", job_file, ckpt), "the run never wrote a checkpoint before it was killed"
     assert not (killed / "train" / "runs" / "real" / "n00000200-s0" / "run.json").exists()
     time.sleep(1)  # the training workers die with their parent (PR_SET_PDEATHSIG): nothing keeps writing
     stamp = {p: p.stat().st_mtime_ns for p in killed.rglob("*")}
