@@ -178,23 +178,15 @@ def square(image, size: int) -> np.ndarray:
 def read_pairs(urls: str, n: int, image_size: int) -> tuple[pd.DataFrame, np.ndarray]:
     """The first ``n`` image-caption pairs of LAION-style webdataset shards (jpg/png/webp + txt;
     ``urls`` in webdataset's brace notation, or several joined by ``::``), in shard order:
-    (caption table, uint8 RGB images image_size x image_size)."""
-    import webdataset as wds
+    (caption table, uint8 RGB images image_size x image_size). ``clip_stream`` streams them instead."""
+    from PIL import Image
 
-    shards = [u for part in urls.split("::") for u in wds.shardlists.expand_urls(part)]
-    missing = [u for u in shards if "://" not in u and not Path(u).exists()]
-    if missing:
-        raise FileNotFoundError(f"caption shard {missing[0]} does not exist; clip_shards must name LAION-style webdataset tar files.")
+    from synkit.clip_stream import expand_urls, records
+
     rows, images = [], []
-    for sample in wds.WebDataset(shards, shardshuffle=False).decode("pil"):
-        image = next((sample[k] for k in ("jpg", "jpeg", "png", "webp") if k in sample), None)
-        if image is None or "txt" not in sample:
-            continue
-        rows.append({"caption_id": sample["__key__"], "caption": sample["txt"], "class_index": -1, "class_name": "",
-                     "source_id": f"{sample['__url__']}#{sample['__key__']}"})
-        images.append(square(image, image_size))
-        if len(rows) == n:
-            break
+    for key, image, text, url in records(expand_urls(urls), n, with_url=True):
+        rows.append({"caption_id": key, "caption": text, "class_index": -1, "class_name": "", "source_id": f"{url}#{key}"})
+        images.append(square(Image.open(io.BytesIO(image)), image_size))
     if len(rows) < n:
         raise ValueError(f"the shards {urls} hold {len(rows)} image-caption pairs, fewer than the {n} asked for.")
     return pd.DataFrame(rows), np.stack(images)

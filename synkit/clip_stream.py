@@ -43,14 +43,15 @@ def expand_urls(spec: str) -> list[str]:
     urls = [u for part in spec.split("::") for u in wds.shardlists.expand_urls(part)]
     missing = [u for u in urls if "://" not in u and not u.startswith("pipe:") and not Path(u).exists()]
     if not urls or missing:
-        raise FileNotFoundError(f"shard {missing[0] if missing else spec!r} does not exist; give webdataset tar files "
-                                "in brace notation (e.g. /data/laion/{00000..00099}.tar).")
+        raise FileNotFoundError(f"caption shard {missing[0] if missing else spec} does not exist; clip_shards must name LAION-style "
+                                "webdataset tar files (brace notation, e.g. /data/laion/{00000..00099}.tar).")
     return urls
 
 
-def records(urls: list[str], limit: int | None = None) -> Iterator[tuple[str, bytes, str]]:
-    """(key, image bytes, caption) of the shards' samples in order, the first ``limit``; nothing is decoded.
-    Samples without an image or a caption are skipped (as LAION shards have failed downloads)."""
+def records(urls: list[str], limit: int | None = None, with_url: bool = False) -> Iterator[tuple]:
+    """(key, image bytes, caption) of the shards' samples in order, the first ``limit`` (with the
+    shard's URL last when ``with_url``); nothing is decoded. Samples without an image or a caption are
+    skipped (as LAION shards have failed downloads)."""
     import webdataset as wds
 
     count = 0
@@ -58,7 +59,8 @@ def records(urls: list[str], limit: int | None = None) -> Iterator[tuple[str, by
         image = next((sample[k] for k in IMAGE_KEYS if k in sample), None)
         if image is None or "txt" not in sample:
             continue
-        yield sample["__key__"], image, sample["txt"].decode("utf-8")
+        row = (sample["__key__"], image, sample["txt"].decode("utf-8"))
+        yield (*row, sample["__url__"]) if with_url else row
         count += 1
         if count == limit:
             return

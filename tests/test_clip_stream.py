@@ -40,7 +40,7 @@ def test_pairs_written_as_shards_read_back_in_order(tmp_path, fashion):
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(first[1]))), web[0])
     with pytest.raises(ValueError, match="hold 250 image-caption pairs, fewer than the 300 asked for"):
         caption_table(spec, 300)
-    with pytest.raises(FileNotFoundError, match="does not exist; give webdataset tar files"):
+    with pytest.raises(FileNotFoundError, match="caption shard .*none-0.tar does not exist; clip_shards must name LAION-style"):
         expand_urls(str(tmp_path / "none-{0..3}.tar"))
 
 
