@@ -60,9 +60,11 @@ def image_grid(images: np.ndarray, class_index: np.ndarray, class_names: list[st
 
 
 def quality_tradeoff(summary: pd.DataFrame, performance: str | None = None, performance_title: str = "performance") -> alt.Chart:
-    """Recognizability vs diversity, a point per configuration, shaped by prompt set; colored by
-    ``performance`` (a column, e.g. val top-1 of a model trained on the configuration) when
-    given, else by CFG scale (the paper's Figure 2)."""
+    """Recognizability vs diversity, a point per configuration, shaped by prompt set (by ``series``,
+    generator and prompt set, when the summary has that column: a study of several generators); colored
+    by ``performance`` (a column, e.g. val top-1 of a model trained on the configuration) when given,
+    else by CFG scale (the paper's Figure 2)."""
+    by, by_title = ("series", "generator: prompt set") if "series" in summary else ("prompt_set", "prompt set")
     if performance:
         color = alt.Color(f"{performance}:Q", scale=alt.Scale(scheme="viridis"), title=performance_title)
     else:
@@ -71,12 +73,12 @@ def quality_tradeoff(summary: pd.DataFrame, performance: str | None = None, perf
         x=alt.X("diversity:Q", title="diversity (feature std per class)", scale=alt.Scale(zero=False)),
         y=alt.Y("recognizability:Q", title="recognizability (mean per-class F1)", scale=alt.Scale(zero=False)),
     )
-    tooltip = ["config", "prompt_set", "guidance_scale", alt.Tooltip("recognizability:Q", format=".3f"), alt.Tooltip("diversity:Q", format=".3f")]
+    tooltip = ["config", by, "guidance_scale", alt.Tooltip("recognizability:Q", format=".3f"), alt.Tooltip("diversity:Q", format=".3f")]
     if performance:
         tooltip.append(alt.Tooltip(f"{performance}:Q", format=".3f", title=performance_title))
-    points = base.mark_point(size=120, filled=True).encode(shape=alt.Shape("prompt_set:N", title="prompt set"), color=color, tooltip=tooltip)
+    points = base.mark_point(size=120, filled=True).encode(shape=alt.Shape(f"{by}:N", title=by_title), color=color, tooltip=tooltip)
     labels = base.mark_text(dx=9, dy=-7, fontSize=9).encode(text=alt.Text("guidance_scale:Q", format="g"))
-    lines = base.mark_line(opacity=0.4).encode(detail="prompt_set:N", order="guidance_scale:Q")
+    lines = base.mark_line(opacity=0.4).encode(detail=f"{by}:N", order="guidance_scale:Q")
     return (lines + points + labels).properties(width=420, height=320, title="Recognizability vs diversity of synthetic images (labels: CFG)")
 
 

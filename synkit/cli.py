@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
         return main_train(argv[1:])
     parser = argparse.ArgumentParser(prog="synkit", description="Run a synthetic-image scaling study from one parameter file.")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("train-t2i", help="train (or reuse) the embedded fashion text-to-image model", add_help=False)
+    sub.add_parser("train-t2i", help="train (or reuse) an embedded text-to-image model (--family: embedded, embedded-pixel, embedded-tokens)", add_help=False)
     for name, text in (("run", "check, then execute the study's notebooks in order"), ("check", "validate a parameter file without running")):
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("params", help="the study's YAML parameter file, e.g. parameters/mini.yaml")
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "check":
             spec = study.load_study(args.params, args.set)
-            plan = study.check(spec, study.discover(args.notebooks), source=args.params)
+            plan = study.check(spec, study.listed_notebooks(spec, study.discover(args.notebooks), args.params), source=args.params)
             keys = sum(len(v) for v in plan.values())
             print(f"{args.params}: OK ({len(plan)} notebooks, {keys} parameter values, outputs in {study.study_dir(spec)})")
             return 0

@@ -69,8 +69,14 @@ separately). The rules, by row:
        model's > 0 (hinge OLS coefficients, Welch interval).
 13. CLIP loss follows a power law in every setup (Sec. 5.2): rule 1 applied to the zero-shot
     val loss of real, synthetic and mixed.
-14. The text-to-image model family changes the trade-off little (Sec. 4.2): not measured by a
-    one-model study.
+14. The model family (Sec. 3.1, 4.2, 4.3), in a study of several generators (02_generate's
+    ``generators``; parameters/families.yaml): a. every family's F1 rises and its diversity falls over
+    its own CFG range (paired over classes, every part separated; the paper: the families' trade-offs
+    lie close together); b. k(real) - k(family) > 0 for every family (its best-scaling ladder source),
+    combined as in 1; c. the families' k differ: the largest minus the smallest k, Welch interval at
+    a Bonferroni level over the pairs (the abstract names the model type a factor that significantly
+    affects scaling); the family with the lowest val loss at its largest size is reported as worth most.
+    A one-model study: not measured.
 """
 
 from __future__ import annotations
@@ -206,12 +212,22 @@ def ratio_test(k_syn, k_real, other_syn, other_real) -> dict:
 
 
 def short_names(study_dir: Path) -> dict[str, str]:
-    """Configuration folder -> ``prompt_set@CFG`` for labels."""
+    """Configuration folder -> ``prompt_set@CFG`` for labels (``generator: prompt_set@CFG`` in a study of several generators)."""
     path = study_dir / "synthetic" / "configs.parquet"
     if not path.exists():
         return {}
     configs = pd.read_parquet(path)
-    return {r.config: f"{r.prompt_set}@{r.guidance_scale:g}" for r in configs.itertuples()}
+    several = "generator" in configs and configs["generator"].nunique() > 1
+    return {r.config: f"{r.generator + ': ' if several else ''}{r.prompt_set}@{r.guidance_scale:g}" for r in configs.itertuples()}
+
+
+def config_generators(study_dir: Path) -> dict[str, str]:
+    """Configuration folder -> the generator (name) that made it."""
+    path = study_dir / "synthetic" / "configs.parquet"
+    if not path.exists():
+        return {}
+    configs = pd.read_parquet(path)
+    return dict(zip(configs["config"], configs["generator"])) if "generator" in configs else {}
 
 
 def label(source: str, names: dict[str, str]) -> str:
@@ -231,10 +247,13 @@ def findings(study_dir: str | Path) -> pd.DataFrame:
         return pd.read_parquet(path) if path.exists() else None
 
     names = short_names(d)
+    generators = config_generators(d)
     fits, capacity = read("scaling/fits.parquet"), read("scaling/capacity.parquet")
     mix = read("scaling/mix.parquet")
     metrics = read("train/metrics.parquet")
-    quality = read("quality/per_class.parquet")
+    quality = family_quality = read("quality/per_class.parquet")
+    if quality is not None and "series" in quality:  # several generators: each (generator, prompt set) is its own CFG series
+        quality = quality.assign(prompt_set=quality["series"])
     classes = read("per_class/classes.parquet")
     clip_metrics, clip_fits = read("clip/metrics.parquet"), read("clip/fits.parquet")
     rows: list[dict] = []
@@ -283,7 +302,7 @@ def findings(study_dir: str | Path) -> pd.DataFrame:
     _cfg_rows(add, quality, metrics, lab)
 
     # 4. diverse prompts vs class names
-    named = [s for s in synth if names.get(s, s).startswith("classnames@")]
+    named = [s for s in synth if names.get(s, s).split(": ")[-1].startswith("classnames@")]
     diverse = [s for s in synth if s not in named]
     if named and diverse:
         top = max(diverse, key=lambda s: val.loc[s, "k"])
@@ -375,9 +394,8 @@ def findings(study_dir: str | Path) -> pd.DataFrame:
     # 12. capacity bend
     _capacity_rows(add, capacity, lab)
 
-    add(14, "The text-to-image family (latent, pixel, masked-token) changes the trade-off little (Sec. 3.1, 4.2)",
-        "Stable Diffusion, Imagen and Muse follow a similar recognizability-diversity trend (Figure 2)",
-        "one embedded model (latent diffusion)", "a one-model study cannot compare families (the families study is a separate issue)", UNMEASURED)
+    # 14. the model family
+    _family_rows(add, family_quality, val, generators, metrics, lab)
     order = {str(i): i for i in range(1, 15)}
     out = pd.DataFrame(rows, columns=COLUMNS)
     out["_k"] = [order.get("".join(ch for ch in n.split(" ")[0] if ch.isdigit()), 99) for n in out["#"]]
@@ -443,6 +461,77 @@ def _cfg_rows(add, quality, metrics, lab) -> None:
     add("3d", title["d"], "performance improves, then falls as CFG rises (Figure 2)", "; ".join(texts_d),
         "best CFG by mean val loss; the smaller of its two differences to the ends is tested; best at an end -> does not hold",
         combine(parts_d))
+
+
+FAMILY_PAPER = ("Stable Diffusion, Imagen and Muse with IN-Captions prompts sit close together in the recognizability-diversity "
+                "plot (Figure 2) [4.2]; their own CFG ranges: SD [1.5, 10], Imagen [1, 2], Muse [0.1, 1] [3.1] (Sec. 4.2 gives the Imagen "
+                "and Muse ranges the other way round)")
+
+
+def _family_rows(add, quality, val, generators: dict, metrics, lab) -> None:
+    """Rows 14a-c: the text-to-image model family (several generators in one study)."""
+    title = {"a": "Each model family trades recognizability for diversity as its CFG rises: the families' trade-offs alike (Sec. 4.2)",
+             "b": "Real images scale better than every family's synthetic images: larger k on val (Sec. 4.3, Figure 3)",
+             "c": "The kind of text-to-image model changes how synthetic images scale: k differs between families (abstract, Sec. 4.3)"}
+    gens = sorted(quality["generator"].dropna().unique()) if quality is not None and "generator" in quality else []
+    if len(gens) < 2:
+        for letter in "abc":
+            add(f"14{letter}", title[letter], FAMILY_PAPER, "one text-to-image model",
+                "needs several generators in one study (02_generate's generators; parameters/families.yaml)", UNMEASURED)
+        return
+    parts, texts = [], []
+    for g in gens:
+        for ps, q in quality[quality["generator"] == g].groupby("prompt_set"):
+            scales = sorted(q["guidance_scale"].unique())
+            if len(scales) < 2:
+                continue
+            hi, lo = (q[q["guidance_scale"] == x].set_index("class_index") for x in (scales[-1], scales[0]))
+            f1, div = _paired((hi["f1"] - lo["f1"]).dropna().to_numpy()), _paired((lo["diversity"] - hi["diversity"]).dropna().to_numpy())
+            parts += [directional(f1), directional(div)]
+            best = q.groupby("guidance_scale")["f1"].mean()
+            texts.append(f"{g} ({ps}, CFG {scales[0]:g} to {scales[-1]:g}): F1 {fmt_test(f1, 2)} up, diversity {fmt_test(div, 3)} down; "
+                         f"best F1 {best.max():.3f} at CFG {best.idxmax():g}")
+    add("14a", title["a"], FAMILY_PAPER, "; ".join(texts) or "no family swept 2 or more CFG scales",
+        "per family and prompt set, over its own CFG range: F1(highest) - F1(lowest) and diversity(lowest) - diversity(highest), "
+        "paired over classes; every part must separate from 0", combine(parts) if parts else UNMEASURED)
+    ladders = {}
+    if val is not None:
+        for source in val.index:
+            g = generators.get(source)
+            if g is not None and "+real:" not in source:
+                ladders.setdefault(g, []).append(source)
+    fam = {g: max(srcs, key=lambda s: val.loc[s, "k"]) for g, srcs in ladders.items()}  # each family's best-scaling ladder source
+    if val is None or "real" not in val.index or not fam:
+        add("14b", title["b"], "real's k above every synthetic model's on ImageNet val (Figure 3)", "no family ladder",
+            "needs a real ladder and a ladder per family in 04_train", UNMEASURED)
+    else:
+        tests = {g: scaling.compare(val.loc["real"], val.loc[s]) for g, s in fam.items()}
+        add("14b", title["b"], "real's k above every synthetic model's on ImageNet val (Figure 3; k not printed)",
+            f"real k = {fmt_k(val.loc['real'])}; " + ", ".join(f"{lab(s)} k = {fmt_k(val.loc[s])}" for s in fam.values()),
+            "; ".join(f"k(real) - k({g}) = {fmt_test(t)}" for g, t in tests.items()) + "; families combined",
+            combine([directional(t) for t in tests.values()]))
+    if len(fam) < 2:
+        add("14c", title["c"], "model type is one of three factors that 'significantly affect scaling behavior' (abstract); Figures 1, 3",
+            "fewer than 2 family ladders", "needs a ladder per family in 04_train", UNMEASURED)
+        return
+    order = sorted(fam, key=lambda g: val.loc[fam[g], "k"], reverse=True)
+    pairs = len(fam) * (len(fam) - 1) // 2
+    t = scaling.compare(val.loc[fam[order[0]]], val.loc[fam[order[-1]]], alpha=0.05 / pairs)
+    worth = ""
+    if metrics is not None:
+        over = metrics[(metrics["class_index"] == -1) & (metrics["kind"] == "ladder") & (metrics["eval_set"] == "val")]
+        at = {}
+        for g, s in fam.items():
+            rows = over[over["source"] == s]
+            top = rows["size"].max()
+            at[g] = (int(top), float(rows.loc[rows["size"] == top, "loss"].mean()), float(rows.loc[rows["size"] == top, "top1"].mean()))
+        best = min(at, key=lambda g: at[g][1])
+        worth = "; val loss / top-1 at the largest size: " + ", ".join(f"{g} {v[1]:.3f} / {v[2]:.3f} ({v[0]})" for g, v in at.items()) + \
+            f"; worth most: {best}"
+    add("14c", title["c"], "model type is one of three factors that 'significantly affect scaling behavior' (abstract); Figures 1, 3",
+        "k on val: " + ", ".join(f"{g} {fmt_k(val.loc[fam[g]])}" for g in order) + worth,
+        f"k({order[0]}) - k({order[-1]}) (largest minus smallest) = {fmt_test(t)}, Welch interval at the Bonferroni level 0.05/{pairs}",
+        directional(t))
 
 
 def _paired(diff: np.ndarray) -> dict:

@@ -218,7 +218,9 @@ def load_pipeline(generator: str, dtype: str = "auto", device: str | None = None
         except ValueError:  # a pipeline AutoPipeline does not map (cascade stages, custom pipelines)
             return diffusers.DiffusionPipeline.from_pretrained(path, dtype=weights, **components)
 
-    pipe = load_pretrained(load, generator, "the text-to-image generator", "generator")
+    own = _own_components(generator)
+    with _quiet_if(own):  # synkit's own models: MiniLM in place of T5 / CLIP draws type warnings that do not apply
+        pipe = load_pretrained(load, generator, "the text-to-image generator", "generator")
     if scheduler:
         cls = getattr(diffusers, scheduler, None)
         if cls is None or not hasattr(cls, "from_config"):
@@ -226,6 +228,29 @@ def load_pipeline(generator: str, dtype: str = "auto", device: str | None = None
         pipe.scheduler = cls.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
+
+
+def _own_components(generator: str) -> bool:
+    """Import the synkit modules a local pipeline's ``model_index.json`` names (diffusers loads a component
+    of another module only when it is already imported, see ``synkit.minilm``); whether the folder is one
+    of synkit's embedded models."""
+    import importlib
+
+    index = Path(generator) / "model_index.json"
+    if not index.is_file():
+        return False
+    for value in json.loads(index.read_text()).values():
+        if isinstance(value, list) and value and isinstance(value[0], str) and value[0].startswith("synkit."):
+            importlib.import_module(value[0])
+    return (Path(generator).parent / "t2i.json").is_file()
+
+
+def _quiet_if(quiet: bool):
+    import contextlib
+
+    from synkit.t2i import _quiet
+
+    return _quiet() if quiet else contextlib.nullcontext()
 
 
 def autocast(pipe, dtype: str):
@@ -262,25 +287,65 @@ def finish(image: np.ndarray, resolution: int, resize_mode: str, mode: str) -> I
 MAX_CACHED_PROMPTS = 20_000  # distinct prompts whose embeddings are kept for a whole configuration
 
 
-def prompt_embeddings(pipe, prompts: list[str], batch_size: int = 256):
-    """``prompt_embeds`` and ``negative_prompt_embeds`` (the empty prompt) for a Stable Diffusion
-    pipeline, each distinct prompt encoded once through the pipeline's own ``encode_prompt``, so
-    the result equals what ``pipe(prompt=...)`` computes. A shard often repeats a class name or
-    template, and for small models the text encoder can cost more than the denoising."""
+# Pipelines whose text arguments synkit computes once per distinct prompt (``encode_texts``)
+PRECOMPUTED_TEXT = ("StableDiffusionPipeline", "IFPipeline", "AmusedPipeline")
+
+
+def _encode(pipe, texts: list[str]) -> dict:
+    """The call arguments the pipeline's own text path computes for ``texts``, one row each."""
+    kind = type(pipe).__name__
+    if kind == "StableDiffusionPipeline":
+        return {"prompt_embeds": pipe.encode_prompt(texts, pipe.device, 1, False)[0]}
+    if kind == "IFPipeline":  # clean_caption off: the same text the model was trained on
+        return {"prompt_embeds": pipe.encode_prompt(texts, do_classifier_free_guidance=False, device=pipe.device, clean_caption=False)[0]}
+    if kind == "AmusedPipeline":  # as AmusedPipeline.__call__: pooled text_embeds and the penultimate hidden states
+        ids = pipe.tokenizer(texts, return_tensors="pt", padding="max_length", truncation=True,
+                             max_length=pipe.tokenizer.model_max_length).input_ids.to(pipe.device)
+        out = pipe.text_encoder(ids, return_dict=True, output_hidden_states=True)
+        return {"prompt_embeds": out.text_embeds, "encoder_hidden_states": out.hidden_states[-2]}
+    raise TypeError(f"{kind} is not one of the pipelines whose prompts synkit encodes ahead ({', '.join(PRECOMPUTED_TEXT)}).")
+
+
+def encode_texts(pipe, texts: list[str], batch_size: int = 256) -> tuple[dict, dict]:
+    """Each distinct text of ``texts`` (in that order) and the empty negative prompt, encoded through
+    the pipeline's own text path in fixed batches: (arguments per text, negative arguments with one
+    row), keyed as the pipeline's call names them (``prompt_embeds``, ``negative_prompt_embeds``, and
+    for aMUSEd ``encoder_hidden_states`` too). For small models the text encoder can cost more than the
+    denoising, and a shard often repeats a class name or template."""
+    import torch
+
+    with torch.inference_mode():
+        parts = [_encode(pipe, texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)]
+        positive = {k: torch.cat([part[k] for part in parts]) for k in parts[0]}
+        negative = {f"negative_{k}": v for k, v in _encode(pipe, [""]).items()}
+    return positive, negative
+
+
+def text_inputs(pipe, prompts: list[str], batch_size: int = 256) -> dict:
+    """The pipeline call's text arguments for ``prompts`` (one row each, negatives the empty prompt),
+    equal to what ``pipe(prompt=...)`` computes."""
     import torch
 
     unique = list(dict.fromkeys(prompts))
-    with torch.inference_mode():
-        parts = [pipe.encode_prompt(unique[i : i + batch_size], pipe.device, 1, False)[0] for i in range(0, len(unique), batch_size)]
-        index = {p: i for i, p in enumerate(unique)}
-        embeds = torch.cat(parts)[torch.tensor([index[p] for p in prompts])]
-        negative = pipe.encode_prompt([""], pipe.device, 1, False)[0].expand_as(embeds)
-    return embeds, negative
+    positive, negative = encode_texts(pipe, unique, batch_size)
+    index = {p: i for i, p in enumerate(unique)}
+    return _rows(positive, negative, torch.tensor([index[p] for p in prompts]))
+
+
+def _rows(positive: dict, negative: dict, idx) -> dict:
+    rows = {k: v[idx] for k, v in positive.items()}
+    return {**rows, **{k: v.expand(len(idx), *v.shape[1:]) for k, v in negative.items()}}
+
+
+def prompt_embeddings(pipe, prompts: list[str], batch_size: int = 256):
+    """``prompt_embeds`` and ``negative_prompt_embeds`` of a Stable Diffusion or IF pipeline (``text_inputs``)."""
+    out = text_inputs(pipe, prompts, batch_size)
+    return out["prompt_embeds"], out["negative_prompt_embeds"]
 
 
 def render(pipe, job: GenJob, prompts: list[str], seeds: list[int], stages=(), embeds=None) -> list[Image.Image]:
     """One batch: the pipeline (and any cascade stages) with one seeded generator per image;
-    ``embeds`` = (prompt_embeds, negative_prompt_embeds) of the batch, when precomputed."""
+    ``embeds``: the batch's precomputed text arguments (``text_inputs``), if any."""
     import torch
 
     gens = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
@@ -289,9 +354,7 @@ def render(pipe, job: GenJob, prompts: list[str], seeds: list[int], stages=(), e
     size = {k: v for k, v in (("height", job.height), ("width", job.width)) if v}
     with torch.inference_mode(), autocast(pipe, job.dtype):
         if not stages:
-            text = {"prompt": prompts}
-            if embeds is not None:
-                text = {"prompt_embeds": embeds[0], "negative_prompt_embeds": embeds[1]}
+            text = {"prompt": prompts} if embeds is None else embeds
             out = pipe(
                 **text, guidance_scale=job.guidance_scale, num_inference_steps=job.steps,
                 generator=gens, output_type="np", **size, **job.extra,
@@ -473,8 +536,8 @@ class _Renderer:
                     prompts = pd.read_parquet(job.prompts, columns=["prompt_set", "prompt"])
                     unique = sorted(set(prompts.loc[prompts["prompt_set"] == job.prompt_set, "prompt"]))
             if table is None and len(unique) <= MAX_CACHED_PROMPTS:  # caption mode at web scale would not fit: encoded per shard then
-                cached, negative = prompt_embeddings(pipe, unique)  # fixed batches of 256: the same numbers for every job
-                table = (cached, negative, {p: i for i, p in enumerate(unique)})
+                positive, negative = encode_texts(pipe, unique)  # fixed batches of 256: the same numbers for every job
+                table = (positive, negative, {p: i for i, p in enumerate(unique)})
                 if shared:
                     while len(tables) >= _PROMPT_TABLES_MAX:
                         tables.pop(next(iter(tables)))
@@ -485,28 +548,37 @@ class _Renderer:
     def shard(self, job: GenJob, plan: pd.DataFrame, k: int, bar=None) -> int:
         """Render shard ``k`` of ``job`` and write it atomically; returns its number of images."""
         import torch
-        from diffusers import StableDiffusionPipeline
-
         pipe, stages = self._pipeline(job)
         rows = plan.iloc[k * job.shard_size : (k + 1) * job.shard_size]
-        precompute = isinstance(pipe, StableDiffusionPipeline) and not stages
+        precompute = type(pipe).__name__ in PRECOMPUTED_TEXT and not stages
         table = None
         if precompute:
             cached = self._table(job, plan, pipe)
             if cached is not None:
-                idx = torch.tensor([cached[2][p] for p in rows["prompt"]])
-                table = (cached[0][idx], cached[1][:1].expand(len(idx), *cached[1].shape[1:]))
+                table = _rows(cached[0], cached[1], torch.tensor([cached[2][p] for p in rows["prompt"]]))
             else:
-                table = prompt_embeddings(pipe, rows["prompt"].tolist(), job.batch_size)
+                table = text_inputs(pipe, rows["prompt"].tolist(), job.batch_size)
         images: list[Image.Image] = []
         for b in range(0, len(rows), job.batch_size):
             batch = rows.iloc[b : b + job.batch_size]
-            embeds = (table[0][b : b + job.batch_size], table[1][b : b + job.batch_size]) if precompute else None
+            embeds = {k: v[b : b + job.batch_size] for k, v in table.items()} if precompute else None
             images += render(pipe, job, batch["prompt"].tolist(), batch["seed"].tolist(), stages, embeds)
             if bar is not None:
                 bar.update(len(batch))
         write_shard(shard_path(Path(job.out_dir), k), rows, images, job, "batch" if type(pipe).__name__ in PER_BATCH_SEED else "image")
         return len(rows)
+
+
+def with_pipelines(jobs: list[GenJob]):
+    """(job, pipeline) for each job in order, each generator loaded once for its run of consecutive jobs
+    (the pipeline also keeps the prompt sets it encoded, see ``_Renderer``)."""
+    loaded, pipe = None, None
+    for job in jobs:
+        key = (job.generator, job.dtype, job.scheduler)
+        if key != loaded:
+            pipe = None  # free the previous model first
+            pipe, loaded = load_pipeline(job.generator, job.dtype, scheduler=job.scheduler), key
+        yield job, pipe
 
 
 def generate_config(job: GenJob, rank: int = 0, world_size: int = 1, pipe=None, barrier=None, progress: bool = True) -> dict:

@@ -10,6 +10,8 @@ per-notebook overrides below, under ``overrides``:
       01_prompts:
         captions_per_class: 20
 
+A study that needs only some notebooks lists them under ``notebooks`` (e.g. a study without CLIP).
+
 Every key must be a parameter of a notebook it targets, read from the notebooks' cells tagged
 ``parameters`` by papermill's inspection. A value must have its default's type and satisfy
 the rules written in brackets at the end of the parameter's comment (papermill skips lines
@@ -40,6 +42,7 @@ import yaml
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 OVERRIDES = "overrides"
+NOTEBOOKS_KEY = "notebooks"  # a study's own list of the notebooks it runs (default: all; ``--only`` narrows it further)
 NOTEBOOK_NAME = re.compile(r"^\d\d_[a-z0-9_]+\.ipynb$")
 TYPE_NAMES = {"str": str, "path": str, "int": int, "float": (int, float), "bool": bool, "list": list, "dict": dict}
 
@@ -166,6 +169,21 @@ def discover(notebooks_dir: str | Path = NOTEBOOKS_DIR) -> dict[str, Path]:
     return {p.stem: p for p in found}
 
 
+def listed_notebooks(study: dict, notebooks: dict[str, Path], source: str = "study") -> dict[str, Path]:
+    """The notebooks the study runs: those its ``notebooks`` key lists (in execution order), else all."""
+    listed = study.get(NOTEBOOKS_KEY)
+    if listed is None:
+        return notebooks
+    if not isinstance(listed, list) or not listed or not all(isinstance(s, str) for s in listed):
+        raise StudyError(f"{source}: {NOTEBOOKS_KEY} must be a nonempty list of notebook names such as [01_prompts, 02_generate].")
+    missing = [s for s in listed if s not in notebooks]
+    if missing:
+        match = difflib.get_close_matches(missing[0], list(notebooks), n=1)
+        hint = f"; did you mean {match[0]!r}?" if match else f"; valid: {', '.join(notebooks)}."
+        raise StudyError(f"{source}: {NOTEBOOKS_KEY} names unknown notebook {missing[0]!r}{hint}")
+    return {s: p for s, p in notebooks.items() if s in listed}
+
+
 def notebook_params(path: str | Path) -> dict[str, Param]:
     """The parameters a notebook declares in its cell tagged ``parameters``."""
     import papermill as pm
@@ -222,7 +240,7 @@ def check(study: dict, notebooks: dict[str, Path], source: str = "study") -> dic
         match = difflib.get_close_matches(key, names, n=1, cutoff=0.5)
         return f"; did you mean {match[0]!r}?" if match else f"; valid keys are {', '.join(names)}."
 
-    shared = {k: v for k, v in study.items() if k != OVERRIDES}
+    shared = {k: v for k, v in study.items() if k not in (OVERRIDES, NOTEBOOKS_KEY)}
     for key in shared:
         if key not in all_names:
             problems.append(f"{source}: unknown key {key!r}{closest(key, all_names)}")
@@ -313,20 +331,26 @@ def _source_problems(plan: dict[str, dict], defaults: dict[str, dict], source: s
         return []
     gen = {**defaults.get("02_generate", {}), **plan["02_generate"]}
     train_values = {**defaults.get("04_train", {}), **plan["04_train"]}
-    made = {(ps, float(g)) for ps in gen.get("prompt_sets") or [] for g in gen.get("guidance_scales") or []}
-    from synkit.generate import parse_ladder_config
+    from synkit.families import GENERATOR_KEYS, generator_entries
+    from synkit.generate import config_name, parse_ladder_config
 
-    for spec in gen.get("ladder_configs") or []:
-        try:
-            made.add(parse_ladder_config(spec)[0])
-        except ValueError:
-            return [f"{source}: ladder_configs entry {spec!r} of 02_generate is not PROMPT_SET@CFG or PROMPT_SET@CFG:N such as 'in_captions@2'."]
-    valid = ["real", *sorted(f"{ps}@{g:g}" for ps, g in made)]
-    from synkit.generate import config_name
-
-    generator = str(gen.get("generator") or "embedded")
-    label = gen.get("generator_name") or ("embedded" if generator == "embedded" else Path(generator.rstrip("/")).name)
-    names = {config_name(label, ps, g) for ps, g in made}  # a source may name the configuration's folder too
+    try:
+        entries = generator_entries(gen.get("generators") or [], {k: gen.get(k) for k in GENERATOR_KEYS})
+    except ValueError as err:
+        return [f"{source}: generators of 02_generate: {err}"]
+    made, names, makers = set(), set(), {}  # (prompt set, CFG) pairs; configuration folder names; pair -> its folders
+    for entry in entries:
+        pairs = {(ps, float(g)) for ps in entry.get("prompt_sets") or [] for g in entry.get("guidance_scales") or []}
+        for spec in entry.get("ladder_configs") or []:
+            try:
+                pairs.add(parse_ladder_config(spec)[0])
+            except ValueError:
+                return [f"{source}: ladder_configs entry {spec!r} of 02_generate is not PROMPT_SET@CFG or PROMPT_SET@CFG:N such as 'in_captions@2'."]
+        made |= pairs
+        names |= {config_name(entry["generator_name"], ps, g) for ps, g in pairs}  # a source may name the configuration's folder too
+        for ps, g in pairs:
+            makers.setdefault((ps, g), []).append(config_name(entry["generator_name"], ps, g))
+    valid = ["real", *sorted(f"{ps}@{g:g}" for ps, g in made)] if len(entries) == 1 else ["real", *sorted(names)]
     problems = []
     specs = list(train_values.get("sources") or [])
     if train_values.get("capacity_source"):
@@ -340,6 +364,9 @@ def _source_problems(plan: dict[str, dict], defaults: dict[str, dict], source: s
             known = (name, float(scale)) in made if at else base in names
         except ValueError:
             known = False
+        if known and at and len(makers.get((name, float(scale)), [])) > 1:
+            problems.append(f"{source}: source {spec!r} of 04_train matches configurations of several generators "
+                            f"({', '.join(makers[(name, float(scale))])}); name one of them.")
         if not known:
             match = difflib.get_close_matches(base, valid, n=1, cutoff=0.5)
             hint = f"; did you mean {match[0]!r}?" if match else ""
@@ -444,7 +471,7 @@ def run(
     Returns the executed notebooks by stem.
     """
     study = load_study(params_file, sets)
-    notebooks = discover(notebooks_dir)
+    notebooks = listed_notebooks(study, discover(notebooks_dir), str(params_file))
     plan = check(study, notebooks, source=str(params_file))
     if only:
         unknown = [s for s in only if s not in notebooks]

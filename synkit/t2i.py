@@ -94,13 +94,17 @@ class T2IConfig:
     caption_mix: tuple[float, ...] = (0.2, 0.2, 0.1, 0.1, 0.4)
 
     def __post_init__(self):
-        # values from YAML or JSON (lists, 1 for 1.0) become the field's type, so equal configs get equal keys
-        for f in dataclasses.fields(self):
-            value, default = getattr(self, f.name), f.default
-            if isinstance(default, tuple) and isinstance(value, list):
-                object.__setattr__(self, f.name, tuple(value))
-            elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-                object.__setattr__(self, f.name, float(value))
+        normalize_fields(self)
+
+
+def normalize_fields(config) -> None:
+    """Values from YAML or JSON (lists, 1 for 1.0) become the field's type, so equal configs get equal keys."""
+    for f in dataclasses.fields(config):
+        value, default = getattr(config, f.name), f.default
+        if isinstance(default, tuple) and isinstance(value, list):
+            object.__setattr__(config, f.name, tuple(value))
+        elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            object.__setattr__(config, f.name, float(value))
 
 
 def cache_key(config: T2IConfig) -> str:
@@ -235,6 +239,34 @@ def _pixels(images: np.ndarray) -> torch.Tensor:
     return x
 
 
+class CaptionSampler:
+    """What every embedded model is conditioned on: per training image, one caption string drawn with
+    ``mix`` (weights of CAPTION_FORMS) among its class's captions of that form (the "caption" form:
+    the image's own caption), replaced by the empty string (id 0) with probability ``cond_dropout``."""
+
+    def __init__(self, world, web, mix: Sequence[float]):
+        self.strings, forms, self.full = caption_table(world, web)
+        self.labels = np.asarray(web.labels)
+        # per (form, class): the ids of the class-level captions of that form, padded, and their count
+        width = max(len(ids) for per_class in forms.values() for ids in per_class.values())
+        self.choices = np.zeros((len(CAPTION_FORMS), len(forms), width), dtype=np.int64)
+        self.counts = np.ones((len(CAPTION_FORMS), len(forms)), dtype=np.int64)
+        for c, per_class in forms.items():
+            for f, ids in per_class.items():
+                self.choices[CAPTION_FORMS.index(f), c, : len(ids)] = ids
+                self.counts[CAPTION_FORMS.index(f), c] = len(ids)
+        self.mix = np.asarray(mix, dtype=float) / sum(mix)
+
+    def draw(self, rng: np.random.Generator, idx: np.ndarray, cond_dropout: float) -> np.ndarray:
+        """Caption ids (into ``strings``) for the web images ``idx``."""
+        n = len(idx)
+        form = rng.choice(len(CAPTION_FORMS), n, p=self.mix)
+        label = self.labels[idx]
+        pick = (rng.random(n) * self.counts[form, label]).astype(np.int64)  # one of the class's captions of that form
+        ids = np.where(form == CAPTION_FORMS.index("caption"), self.full[idx], self.choices[form, label, pick])
+        return np.where(rng.random(n) < cond_dropout, 0, ids)
+
+
 @contextlib.contextmanager
 def _quiet():
     """Silence diffusers' and transformers' truncation warnings (they list every padded prompt)."""
@@ -334,6 +366,19 @@ class _EMA:
                 p.copy_(e)
 
 
+def web_split(config):
+    """The world of ``config`` and the split its embedded model learns from: fashion's web split, a
+    folder world's train split (``synkit.worlds.t2i_split``), held in memory."""
+    from synkit.worlds import in_memory, t2i_split, world_of
+    from synkit.worlds.folder import MEMORY_MAX_SIZE
+
+    world = world_of(config)
+    if not in_memory(world):
+        raise ValueError(f"the embedded model learns from images held in memory; the {config.world} world at {config.world_root} has images "
+                         f"larger than {MEMORY_MAX_SIZE} pixels: set its image_size (8..{MEMORY_MAX_SIZE}) or give a pretrained generator.")
+    return world, world.split(t2i_split(world))
+
+
 def train_t2i(
     config: T2IConfig,
     out_dir: str | Path,
@@ -348,20 +393,12 @@ def train_t2i(
     """
     from diffusers import DDPMScheduler
 
-    from synkit.files import write_json
-    from synkit.worlds import in_memory, t2i_split, world_of
-    from synkit.worlds.folder import MEMORY_MAX_SIZE
-
     _check(config)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = _device()
     times = {}
-    world = world_of(config)
-    if not in_memory(world):
-        raise ValueError(f"the embedded model learns from images held in memory; the {config.world} world at {config.world_root} has images "
-                         f"larger than {MEMORY_MAX_SIZE} pixels: set its image_size (8..{MEMORY_MAX_SIZE}) or give a pretrained generator.")
-    web = world.split(t2i_split(world))  # fashion: web; a folder world: its train split (see synkit.worlds)
+    world, web = web_split(config)
     pixels = _pixels(web.images)
     vae, unet = build_models(config, channels=pixels.shape[1])
     vae.to(device).train()
@@ -392,21 +429,11 @@ def train_t2i(
     # 2. Captions, each distinct one encoded once through the pipeline's own encode_prompt
     t0 = time.perf_counter()
     pipe = build_pipeline(vae, unet, config).to(device)
-    strings, forms, full = caption_table(world, web)
+    sampler = CaptionSampler(world, web, config.caption_mix)
+    strings = sampler.strings
     with _autocast(device), _quiet():  # a few long glosses are truncated to max_tokens, as at generation
         table = prompt_embeddings(pipe, strings)[0].to(torch.bfloat16).cpu()  # bf16 halves its memory (4k x 32 x 384)
     times["captions_s"] = time.perf_counter() - t0
-    labels = web.labels
-    # per (form, class): the ids of the class-level captions of that form, padded, and their count (the
-    # "caption" form is each image's own caption, read from ``full``)
-    width = max(len(ids) for per_class in forms.values() for ids in per_class.values())
-    choices = np.zeros((len(CAPTION_FORMS), len(forms), width), dtype=np.int64)
-    counts = np.ones((len(CAPTION_FORMS), len(forms)), dtype=np.int64)
-    for c, per_class in forms.items():
-        for f, ids in per_class.items():
-            choices[CAPTION_FORMS.index(f), c, : len(ids)] = ids
-            counts[CAPTION_FORMS.index(f), c] = len(ids)
-    mix = np.asarray(config.caption_mix, dtype=float) / sum(config.caption_mix)
     noise_sched = DDPMScheduler.from_config(pipe.scheduler.config)  # same betas as the sampler
     scale = vae.config.scaling_factor
 
@@ -416,13 +443,8 @@ def train_t2i(
 
     def unet_step(step: int) -> torch.Tensor:
         rng, gen = _step_rng(config, 1, step)
-        idx = rng.integers(0, len(labels), config.batch_size)
-        form = rng.choice(len(CAPTION_FORMS), config.batch_size, p=mix)
-        label = labels[idx]
-        pick = (rng.random(config.batch_size) * counts[form, label]).astype(np.int64)  # one of the class's captions of that form
-        ids = np.where(form == CAPTION_FORMS.index("caption"), full[idx], choices[form, label, pick])
-        ids = np.where(rng.random(config.batch_size) < config.cond_dropout, 0, ids)
-        cond = table[torch.from_numpy(ids)].to(device)
+        idx = rng.integers(0, len(web.labels), config.batch_size)
+        cond = table[torch.from_numpy(sampler.draw(rng, idx, config.cond_dropout))].to(device)
         idx_t = torch.from_numpy(idx)
         z = (mean[idx_t] + std[idx_t] * torch.randn(mean[idx_t].shape, generator=gen)) * scale
         noise = torch.randn(z.shape, generator=gen)
@@ -440,19 +462,28 @@ def train_t2i(
     ema.copy_to(unet)
     unet.eval().requires_grad_(False)
 
-    # 4. The pipeline folder, atomically: written beside, then renamed into place
+    record = {"key": cache_key(config), "config": dataclasses.asdict(config), "default_steps": DEFAULT_STEPS,
+              "train_times_s": times, "device": str(device)}
+    final = save_pipeline(pipe, out, record)
+    return final
+
+
+def save_pipeline(pipe, out: Path, record: dict) -> Path:
+    """Write ``out/pipeline`` atomically (beside, then renamed into place) with its record ``t2i.json``,
+    then delete the run's checkpoints; returns the pipeline folder."""
+    from synkit.files import write_json
+
     final = out / "pipeline"
     tmp = out / f".pipeline.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     pipe.to("cpu").save_pretrained(tmp)
-    write_json({"key": cache_key(config), "config": dataclasses.asdict(config), "default_steps": DEFAULT_STEPS,
-                "train_times_s": times, "device": str(device)}, out / "t2i.json")
+    write_json(record, out / "t2i.json")
     if final.exists():  # another process finished first; its result is the same
         shutil.rmtree(tmp)
     else:
         os.replace(tmp, final)
-    for name in ("checkpoint-vae.pt", "checkpoint-unet.pt"):
-        (out / name).unlink(missing_ok=True)
+    for ckpt in out.glob("checkpoint-*.pt"):
+        ckpt.unlink(missing_ok=True)
     return final
 
 
@@ -476,11 +507,11 @@ def load_t2i(path: str | Path, device: str | None = None, dtype: torch.dtype = t
     return pipe.to(device or _device())
 
 
-def config_from(values: dict) -> T2IConfig:
-    """A T2IConfig from plain values (YAML, ``embedded_config``): lists become tuples, 1 becomes 1.0;
-    an unknown key or a value of the wrong type fails with one sentence naming it."""
-    fields = {f.name for f in dataclasses.fields(T2IConfig)}
-    defaults = T2IConfig()
+def config_from(values: dict, cls: type = T2IConfig):
+    """A T2IConfig (or another embedded family's config class) from plain values (YAML, ``embedded_config``):
+    lists become tuples, 1 becomes 1.0; an unknown key or a value of the wrong type fails with one sentence naming it."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    defaults = cls()
     out = {}
     for key, value in values.items():
         if key not in fields:
@@ -493,11 +524,11 @@ def config_from(values: dict) -> T2IConfig:
         elif type(value) is not type(default):
             raise ValueError(f"{key}={value!r} is invalid: it must be a {type(default).__name__} like {default!r}.")
         out[key] = value
-    return T2IConfig(**out)
+    return cls(**out)
 
 
-def parse_overrides(pairs: Sequence[str]) -> T2IConfig:
-    """A T2IConfig from ``key=value`` strings (values in YAML: 0.1, 500, [32,64,128])."""
+def parse_overrides(pairs: Sequence[str], cls: type = T2IConfig):
+    """A T2IConfig (or ``cls``, another family's config) from ``key=value`` strings (values in YAML: 0.1, 500, [32,64,128])."""
     import yaml
 
     values = {}
@@ -506,16 +537,20 @@ def parse_overrides(pairs: Sequence[str]) -> T2IConfig:
         if not sep:
             raise ValueError(f"--set {pair!r} is not key=value.")
         values[key] = yaml.safe_load(raw)
-    return config_from(values)
+    return config_from(values, cls)
 
 
 def main_train(argv: Sequence[str] | None = None) -> int:
-    """``synkit train-t2i [--models-dir DIR] [--set key=value ...]``: train (or reuse) the embedded model."""
-    parser = argparse.ArgumentParser(prog="synkit train-t2i", description="Train or reuse the embedded text-to-image model.")
+    """``synkit train-t2i [--family F] [--models-dir DIR] [--set key=value ...]``: train (or reuse) an embedded model."""
+    from synkit import families
+
+    parser = argparse.ArgumentParser(prog="synkit train-t2i", description="Train or reuse an embedded text-to-image model.")
+    parser.add_argument("--family", default="embedded", choices=list(families.CONFIGS),
+                        help="embedded (latent diffusion), embedded-pixel (pixel diffusion) or embedded-tokens (masked tokens)")
     parser.add_argument("--models-dir", default="outputs/models", help="cache folder (default: outputs/models)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="a T2IConfig field, repeatable (e.g. --set unet_steps=2000)")
+                        help="a field of the family's config (T2IConfig, PixelConfig, TokensConfig), repeatable (e.g. --set unet_steps=2000)")
     args = parser.parse_args(argv)
-    path = ensure_t2i(parse_overrides(args.overrides), args.models_dir)
+    path = families.ensure_family(parse_overrides(args.overrides, families.CONFIGS[args.family]), args.models_dir)
     print(path)
     return 0

@@ -181,6 +181,9 @@ def parse_source(spec: str, configs: pd.DataFrame) -> Source:
         if hit.empty:
             valid = ", ".join(["real", *sorted(configs["config"])])
             raise ValueError(f"source {spec!r} names no generated configuration; valid sources are {valid} (or PROMPT_SET@CFG, +real:F).")
+        if len(hit) > 1:
+            raise ValueError(f"source {spec!r} matches configurations of several generators ({', '.join(hit['config'])}); "
+                             f"name one of them instead.")
         config = hit["config"].iloc[0]
     return Source(f"{config}+real:{fraction:g}" if plus else config, config, fraction)
 

@@ -163,13 +163,15 @@ def verdicts(root) -> dict[str, str]:
 
 
 EVERY_ROW = ["1", "2", "3a", "3b", "3c", "3d", "4", "5a", "6", "7a", "7b", "8a", "8b", "8c", "9a", "9b", "10a", "10b",
-             "11 (control)", "11a", "12a", "12b", "13", "14"]
+             "11 (control)", "11a", "12a", "12b", "13", "14a", "14b", "14c"]
+FAMILY_ROWS = ("14a", "14b", "14c")
 
 
 def test_every_finding_holds_when_the_data_show_the_papers_direction(tmp_path):
     v = verdicts(make_study(tmp_path))
     assert sorted(v) == sorted(EVERY_ROW) and len(v) >= 13
-    assert v.pop("14") == findings.UNMEASURED  # one model: the family factor cannot be measured
+    for row in FAMILY_ROWS:
+        assert v.pop(row) == findings.UNMEASURED  # one model: the family factor cannot be measured
     assert v == {k: findings.HOLDS for k in v}
 
 
@@ -185,7 +187,7 @@ def test_a_reversed_effect_does_not_hold(tmp_path, finding):
     v = verdicts(make_study(tmp_path, flip=[finding]))
     for row in REVERSED[finding]:
         assert v[row] == findings.FAILS, (row, v[row])
-    assert v["14"] == findings.UNMEASURED
+    assert all(v[row] == findings.UNMEASURED for row in FAMILY_ROWS)
 
 
 def test_no_effect_under_noise_is_never_called_holds(tmp_path):
@@ -230,3 +232,59 @@ def test_welch_difference_of_seed_means(a, b, lo_above_zero):
     t = scaling.mean_difference(a, b)
     assert t["lo"] < t["diff"] < t["hi"]
     assert (t["lo"] > 0) == lo_above_zero
+
+
+FAMILIES = ("embedded", "embedded-pixel", "embedded-tokens")
+
+
+def make_family_study(root, flip=(), flat: bool = False):
+    """A study of three generators (parameters/families.yaml's shape): each family's CFG sweep on in_captions and a
+    ladder of its best configuration beside real; forward, the families' trade-offs share their direction, real scales
+    best, and the families' k differ (0.20, 0.12, 0.04)."""
+    rng = np.random.default_rng(3)
+    noise = 0.05 if flat else 0.01
+    k = {"real": 0.30, **dict(zip(FAMILIES, (0.20, 0.12, 0.04)))}
+    if "14b" in flip:
+        k["real"] = 0.08
+    if flat:
+        k = dict.fromkeys(k, 0.15)
+    configs, q, rows = [], [], []
+    for g in FAMILIES:
+        for cfg in (1, 2, 4, 8):
+            name = f"{g}-in_captions-cfg{cfg}"
+            configs.append({"config": name, "generator": g, "prompt_set": "in_captions", "guidance_scale": float(cfg), "images": 5000, "manifest": ""})
+            for c in range(10):
+                t = 0.0 if flat else math.log2(cfg) / 3
+                sign = -1 if ("14a" in flip and g == "embedded-pixel") else 1
+                q.append({"config": name, "generator": g, "prompt_set": "in_captions", "series": f"{g}: in_captions", "guidance_scale": float(cfg),
+                          "class_index": c, "class_name": CLASSES[c], "n": 50, "f1": 0.5 + sign * 0.3 * t + rng.normal(0, noise),
+                          "diversity": 0.5 - 0.2 * t + rng.normal(0, noise)})
+    for seed in SEEDS:
+        for source in ("real", *(f"{g}-in_captions-cfg2" for g in FAMILIES)):
+            family = "real" if source == "real" else source.rsplit("-in_captions", 1)[0]
+            for size in (500, 1000, 2000, 4000):
+                for c in range(-1, 10):
+                    loss = law(k[family], 1.0 if source == "real" else 0.7, size, noise, rng)
+                    rows.append({"source": source, "config": None if source == "real" else source, "real_fraction": 0.0, "kind": "ladder",
+                                 "sweep": False, "model": "default", "seed": seed, "size": size, "steps": 10, "eval_set": "val",
+                                 "class_index": c, "class_name": "all" if c < 0 else CLASSES[c], "n": 100, "loss": loss, "top1": math.exp(-loss)})
+    metrics = pd.DataFrame(rows)
+    write_parquet(metrics, root / "train" / "metrics.parquet")
+    write_parquet(pd.DataFrame(configs), root / "synthetic" / "configs.parquet")
+    write_parquet(pd.DataFrame(q), root / "quality" / "per_class.parquet")
+    for name, table in scaling.study_fits(metrics, D_I, n_boot=50).items():
+        write_parquet(table, root / "scaling" / f"{name}.parquet")
+    return root
+
+
+def test_the_model_family_rows_follow_the_data(tmp_path):
+    forward = verdicts(make_family_study(tmp_path / "forward"))
+    assert [forward[r] for r in FAMILY_ROWS] == [findings.HOLDS] * 3
+    table = findings.findings(tmp_path / "forward").set_index("#")
+    assert "embedded-pixel (in_captions, CFG 1 to 8)" in table.loc["14a", "this run"]
+    assert "worth most: embedded" in table.loc["14c", "this run"] and "k(embedded) - k(embedded-tokens)" in table.loc["14c", "why"]
+    assert findings.label("embedded-pixel-in_captions-cfg4", findings.short_names(tmp_path / "forward")) == "embedded-pixel: in_captions@4"
+    assert verdicts(make_family_study(tmp_path / "a", flip=["14a"]))["14a"] == findings.FAILS  # one family's F1 falls with CFG
+    assert verdicts(make_family_study(tmp_path / "b", flip=["14b"]))["14b"] == findings.FAILS  # a family scales better than real
+    flat = verdicts(make_family_study(tmp_path / "flat", flat=True))
+    assert findings.HOLDS not in [flat[r] for r in FAMILY_ROWS], flat

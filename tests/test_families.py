@@ -1,0 +1,144 @@
+"""The pixel-diffusion and masked-token families on tiny configs: train, save, reload through their
+diffusers pipeline classes, generate deterministically, resume a killed training; a study's generators."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from synkit import families, generate
+
+TINY = {
+    "embedded-pixel": families.PixelConfig(web_size=64, real_size=16, unet_channels=(8, 16, 16), cross_attention_dim=16, unet_steps=6,
+                                           batch_size=8, warmup_steps=2),
+    "embedded-tokens": families.TokensConfig(web_size=64, real_size=16, vq_channels=(8, 8, 16), vq_steps=4, vq_batch_size=8, codebook_size=16,
+                                             hidden_size=32, layers=1, heads=2, conv_channels=16, unet_steps=6, batch_size=8, warmup_steps=2),
+}
+PIPELINES = {"embedded-pixel": "IFPipeline", "embedded-tokens": "AmusedPipeline"}
+PROMPTS = ["Trouser", "Bag, dark, smooth, wide and short"]
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("family-models")
+
+
+@pytest.fixture(scope="module", params=sorted(TINY))
+def family(request, models_dir):
+    """(family name, its trained tiny pipeline folder)."""
+    return request.param, families.ensure_family(TINY[request.param], models_dir, progress=False)
+
+
+def _images(pipe, family: str, **text) -> np.ndarray:
+    gens = [torch.Generator().manual_seed(s) for s in (0, 1)]
+    if family == "embedded-tokens":  # aMUSEd's sampler takes one generator (generate.PER_BATCH_SEED)
+        gens = gens[0]
+    text = text or {"prompt": PROMPTS}
+    return pipe(**text, guidance_scale=3.0, num_inference_steps=3, generator=gens, output_type="np").images
+
+
+def test_family_saves_reloads_through_its_pipeline_class_and_generates_deterministically(family):
+    import diffusers
+
+    name, folder = family
+    cls = getattr(diffusers, PIPELINES[name])
+    generate.load_pipeline(str(folder), "float32", device="cpu")  # imports the components' modules (synkit.minilm)
+    for loader in (cls, diffusers.DiffusionPipeline):
+        pipe = loader.from_pretrained(str(folder))
+        assert type(pipe) is cls
+    pipe.set_progress_bar_config(disable=True)
+    first = _images(pipe, name)
+    assert first.shape == (2, 28, 28, 1) and np.isfinite(first).all() and 0 <= first.min() and first.max() <= 1
+    assert _images(pipe, name).tolist() == first.tolist()  # same seeds, same images
+    assert not np.array_equal(_images(pipe, name, prompt=PROMPTS[::-1]), first)
+    # the text arguments synkit computes once per prompt equal the pipeline's own text path
+    np.testing.assert_allclose(_images(pipe, name, **generate.text_inputs(pipe, PROMPTS)), first, atol=1e-5)
+    info = generate.generator_id(str(folder))
+    assert info == f"embedded:{families.cache_key(TINY[name])}"
+
+
+def test_family_generates_shards_through_the_generation_stage(family, tmp_path):
+    import pandas as pd
+
+    name, folder = family
+    prompts = pd.DataFrame({"prompt_set": "in_captions", "class_index": [0, 1], "class_name": ["T-shirt/top", "Trouser"],
+                            "prompt_index": 0, "prompt": ["T-shirt/top, light", "Trouser, dark"], "source_id": None})
+    prompts.to_parquet(tmp_path / "prompts.parquet")
+    jobs = generate.make_jobs(["in_captions"], [2.0], 3, tmp_path / "synthetic", generator_name=name, prompts=str(tmp_path / "prompts.parquet"),
+                              generator=str(folder), steps=2, resolution=28, resize_mode="center_crop", mode="L", batch_size=4, shard_size=4)
+    for job, pipe in generate.with_pipelines(jobs):
+        generate.generate_config(job, pipe=pipe, progress=False)
+    images, manifest = generate.read_images(jobs[0].out_dir)
+    assert images.shape == (6, 28, 28) and manifest["generator"].eq(name).all()
+    again = tmp_path / "again"
+    job = dataclasses.replace(jobs[0], out_dir=str(again / jobs[0].name))
+    generate.generate_config(job, progress=False)  # a fresh process's path: the pipeline loaded from the folder
+    assert generate.read_images(job.out_dir)[0].tolist() == images.tolist()
+
+
+def test_killed_family_training_resumes_to_the_same_weights(family, tmp_path):
+    name, folder = family
+    config = TINY[name]
+    stage = {"embedded-pixel": "pixel", "embedded-tokens": "tokens"}[name]
+
+    class Killed(Exception):
+        pass
+
+    def kill(at_stage, step, loss):
+        if at_stage == stage and step == 3:
+            raise Killed
+
+    train = families.TRAIN[name]
+    with pytest.raises(Killed):
+        train(config, tmp_path, progress=False, checkpoint_every=2, callback=kill)
+    assert list(tmp_path.glob("checkpoint-*.pt")) and not (tmp_path / "pipeline").exists()
+    seen = []
+    out = train(config, tmp_path, progress=False, checkpoint_every=2, callback=lambda *a: seen.append(a[:2]))
+    assert seen[0] == (stage, 3) and seen[-1] == (stage, config.unet_steps)  # earlier stages were done; this one went on from step 2
+    assert not list(tmp_path.glob("checkpoint-*.pt"))
+    part = "unet" if name == "embedded-pixel" else "transformer"
+    from safetensors.torch import load_file
+
+    resumed = load_file(next((out / part).glob("*.safetensors")))
+    straight = load_file(next((folder / part).glob("*.safetensors")))
+    assert resumed.keys() == straight.keys()
+    for key, value in straight.items():
+        torch.testing.assert_close(resumed[key], value, msg=key)
+
+
+def test_cache_keys_differ_between_families_and_follow_their_parameters():
+    pixel, tokens = TINY["embedded-pixel"], TINY["embedded-tokens"]
+    keys = {families.cache_key(pixel), families.cache_key(tokens), families.cache_key(families.t2i.T2IConfig())}
+    assert len(keys) == 3
+    assert families.cache_key(pixel) == families.cache_key(dataclasses.replace(pixel, unet_channels=[8, 16, 16]))  # as YAML gives them
+    assert families.cache_key(dataclasses.replace(pixel, unet_steps=7)) != families.cache_key(pixel)
+    assert families.cache_key(dataclasses.replace(tokens, codebook_size=32)) != families.cache_key(tokens)
+
+
+def test_bad_family_parameters_fail_with_one_sentence(tmp_path):
+    with pytest.raises(ValueError, match="'vae_steps' is not a training parameter"):
+        families.config_for("embedded-pixel", {"vae_steps": 4})
+    with pytest.raises(ValueError, match="generator 'embedded-pixels' is not an embedded family; valid: embedded, embedded-pixel"):
+        families.config_for("embedded-pixels", {})
+    with pytest.raises(ValueError, match="multiples of 8"):
+        families.train_pixel(dataclasses.replace(TINY["embedded-pixel"], unet_channels=(8, 12, 16)), tmp_path)
+    with pytest.raises(ValueError, match="resolution=30 must be a multiple of 4"):
+        families.train_tokens(dataclasses.replace(TINY["embedded-tokens"], resolution=30), tmp_path)
+
+
+def test_generator_entries_merge_over_the_notebook_parameters():
+    defaults = {k: None for k in families.GENERATOR_KEYS} | {"generator": "embedded", "prompt_sets": ["in_captions"],
+                                                            "guidance_scales": [2.0], "embedded_config": {"unet_steps": 5}}
+    one = families.generator_entries([], defaults)
+    assert len(one) == 1 and one[0]["generator_name"] == "embedded" and one[0]["embedded_config"] == {"unet_steps": 5}
+    several = families.generator_entries(["embedded", {"generator": "embedded-pixel", "guidance_scales": [1, 4]}], defaults)
+    assert [e["generator_name"] for e in several] == ["embedded", "embedded-pixel"]
+    assert several[1]["guidance_scales"] == [1, 4] and several[1]["prompt_sets"] == ["in_captions"]
+    assert several[0]["embedded_config"] == {}  # a family's training parameters are its entry's own
+    with pytest.raises(ValueError, match="generators entry 1 has unknown key 'cfg'; valid keys are generator, "):
+        families.generator_entries(["embedded", {"generator": "embedded-pixel", "cfg": [1]}], defaults)
+    with pytest.raises(ValueError, match="two generators entries are named 'embedded'"):
+        families.generator_entries(["embedded", "embedded"], defaults)
