@@ -201,8 +201,9 @@ def build_pipeline(vae, unet, config: T2IConfig):
     )
 
 
-def caption_table(world, web) -> tuple[list[str], dict, np.ndarray]:
-    """Distinct caption strings, per class and form the ids of its class-level captions, and per image its full caption id."""
+def caption_table(world, web, mix: Sequence[float] | None = None) -> tuple[list[str], dict, np.ndarray]:
+    """Distinct caption strings, per class and form the ids of its class-level captions, and per image its full caption id.
+    A form whose ``mix`` weight is 0 is never drawn, so its strings are left out (nothing to encode)."""
     from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 
     from synkit.captions import load_captioner
@@ -213,17 +214,21 @@ def caption_table(world, web) -> tuple[list[str], dict, np.ndarray]:
         return strings.setdefault(s, len(strings))
 
     forms = {}
+    used = dict(zip(CAPTION_FORMS, mix)) if mix is not None else dict.fromkeys(CAPTION_FORMS, 1)
     for c in world.classes:
         names = list(dict.fromkeys([c.name, *c.lemmas]))
         hyper = [", ".join(dict.fromkeys([c.name, *c.lemmas, *(w for lv in c.hypernyms[:d] for w in lv)])) for d in (1, 2)]
         forms[c.index] = {
-            "name": [sid(n) for n in names],
-            "template": [sid(t(c.name)) for t in OPENAI_IMAGENET_TEMPLATES],
-            "hypernyms": [sid(h) for h in hyper],
-            "description": [sid(f"{c.name}, {c.gloss}")] if c.gloss else [sid(c.name)],
+            "name": [sid(n) for n in names] if used["name"] else [],
+            "template": [sid(t(c.name)) for t in OPENAI_IMAGENET_TEMPLATES] if used["template"] else [],
+            "hypernyms": [sid(h) for h in hyper] if used["hypernyms"] else [],
+            "description": ([sid(f"{c.name}, {c.gloss}")] if c.gloss else [sid(c.name)]) if used["description"] else [],
         }
-    captions = load_captioner(world.name).caption_arrays(np.asarray(web.images))  # the world's offline attribute captioner
-    full = np.array([sid(f"{world.classes[y].name}, {cap}") for y, cap in zip(web.labels, captions)])
+    if used["caption"]:
+        captions = load_captioner(world.name).caption_arrays(np.asarray(web.images))  # the world's offline attribute captioner
+        full = np.array([sid(f"{world.classes[y].name}, {cap}") for y, cap in zip(web.labels, captions)])
+    else:
+        full = np.zeros(len(web.labels), dtype=np.int64)
     return list(strings), forms, full
 
 
@@ -245,10 +250,10 @@ class CaptionSampler:
     the image's own caption), replaced by the empty string (id 0) with probability ``cond_dropout``."""
 
     def __init__(self, world, web, mix: Sequence[float]):
-        self.strings, forms, self.full = caption_table(world, web)
+        self.strings, forms, self.full = caption_table(world, web, mix)
         self.labels = np.asarray(web.labels)
         # per (form, class): the ids of the class-level captions of that form, padded, and their count
-        width = max(len(ids) for per_class in forms.values() for ids in per_class.values())
+        width = max(1, max(len(ids) for per_class in forms.values() for ids in per_class.values()))
         self.choices = np.zeros((len(CAPTION_FORMS), len(forms), width), dtype=np.int64)
         self.counts = np.ones((len(CAPTION_FORMS), len(forms)), dtype=np.int64)
         for c, per_class in forms.items():

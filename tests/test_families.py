@@ -13,9 +13,10 @@ from synkit import families, generate
 
 TINY = {
     "embedded-pixel": families.PixelConfig(web_size=64, real_size=16, unet_channels=(8, 16, 16), cross_attention_dim=16, unet_steps=6,
-                                           batch_size=8, warmup_steps=2),
-    "embedded-tokens": families.TokensConfig(web_size=64, real_size=16, vq_channels=(8, 8, 16), vq_steps=4, vq_batch_size=8, codebook_size=16,
-                                             hidden_size=32, layers=1, heads=2, conv_channels=16, unet_steps=6, batch_size=8, warmup_steps=2),
+                                           batch_size=8, warmup_steps=2, caption_mix=(1, 0, 0, 0, 1)),  # names and captions: few to encode
+    "embedded-tokens": families.TokensConfig(web_size=64, real_size=16, vq_channels=(8, 16), vq_steps=4, vq_plain_steps=2, vq_batch_size=8, codebook_size=16,
+                                             hidden_size=32, layers=1, heads=2, conv_channels=16, res_blocks=1, unet_steps=6, batch_size=8,
+                                             warmup_steps=2, caption_mix=(1, 0, 0, 0, 1)),
 }
 PIPELINES = {"embedded-pixel": "IFPipeline", "embedded-tokens": "AmusedPipeline"}
 PROMPTS = ["Trouser", "Bag, dark, smooth, wide and short"]
@@ -137,8 +138,21 @@ def test_generator_entries_merge_over_the_notebook_parameters():
     several = families.generator_entries(["embedded", {"generator": "embedded-pixel", "guidance_scales": [1, 4]}], defaults)
     assert [e["generator_name"] for e in several] == ["embedded", "embedded-pixel"]
     assert several[1]["guidance_scales"] == [1, 4] and several[1]["prompt_sets"] == ["in_captions"]
-    assert several[0]["embedded_config"] == {}  # a family's training parameters are its entry's own
+    assert several[0]["embedded_config"] == {"unet_steps": 5}  # the notebook's own generator keeps the notebook's training parameters
+    assert several[1]["embedded_config"] == {}  # another family's are its entry's own
     with pytest.raises(ValueError, match="generators entry 1 has unknown key 'cfg'; valid keys are generator, "):
         families.generator_entries(["embedded", {"generator": "embedded-pixel", "cfg": [1]}], defaults)
     with pytest.raises(ValueError, match="two generators entries are named 'embedded'"):
         families.generator_entries(["embedded", "embedded"], defaults)
+
+
+def test_a_caption_form_without_weight_is_neither_drawn_nor_encoded():
+    from synkit import t2i
+
+    world, web = t2i.web_split(TINY["embedded-pixel"])
+    every = t2i.CaptionSampler(world, web, (1, 1, 1, 1, 1))
+    few = t2i.CaptionSampler(world, web, (1, 0, 0, 0, 1))
+    assert set(few.strings) < set(every.strings) and "a bad photo of a Trouser." in every.strings and "a bad photo of a Trouser." not in few.strings
+    drawn = {few.strings[i] for i in few.draw(np.random.default_rng(0), np.arange(len(web.labels)), cond_dropout=0.0)}
+    names = {n for c in world.classes for n in (c.name, *c.lemmas)}
+    assert drawn <= names | {few.strings[i] for i in few.full} and drawn & names and drawn - names

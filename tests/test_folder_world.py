@@ -87,6 +87,8 @@ def test_folder_world_runs_the_whole_study_offline(tmp_path):
     params.update(study="digits", world="folder", world_root=str(digits))  # on top of the smoke settings: the world, and sizes:
     # the smoke embedded model (80 steps) and reference (4 epochs) are too short to learn digits from 1000 images
     params["overrides"]["02_generate"]["embedded_config"] = EMBEDDED
+    params["overrides"]["02_generate"]["generators"] = []  # the latent model only: the model families are the smoke study's
+    params["overrides"]["04_train"]["sources"] = ["real", "in_captions@4", "in_captions@4+real:0.5"]
     params["overrides"]["03_quality"]["reference_config"] = {"epochs": 12}
     # the smoke study's own tests cover seeds, the capacity ladder, CLIP's three setups and its control; here one
     # seed and CLIP on real captions keep the folder world's whole path (every notebook) at a third less time
