@@ -46,12 +46,12 @@ def main() -> None:
             job = generate.GenJob(prompts="", prompt_set="classnames", guidance_scale=cfg, images_per_class=args.per_class, out_dir="x",
                                   generator=str(pipe_dir), steps=steps, resolution=28, resize_mode="resize", mode="L", dtype="bfloat16",
                                   batch_size=args.batch)
-            embeds = generate.prompt_embeddings(pipe, prompts, args.batch)
+            embeds = generate.text_inputs(pipe, prompts, args.batch)
             t0 = time.perf_counter()
             images = []
             for b in range(0, len(prompts), args.batch):
                 images += generate.render(pipe, job, prompts[b : b + args.batch], list(range(b, b + args.batch))[: len(prompts[b : b + args.batch])],
-                                          embeds=(embeds[0][b : b + args.batch], embeds[1][b : b + args.batch]))
+                                          embeds={k: v[b : b + args.batch] for k, v in embeds.items()})
             rate = len(images) / (time.perf_counter() - t0)
             arrays = np.stack([np.asarray(im) for im in images])
             pred, feats = quality.predict(model, arrays)

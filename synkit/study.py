@@ -350,7 +350,9 @@ def _source_problems(plan: dict[str, dict], defaults: dict[str, dict], source: s
         names |= {config_name(entry["generator_name"], ps, g) for ps, g in pairs}  # a source may name the configuration's folder too
         for ps, g in pairs:
             makers.setdefault((ps, g), []).append(config_name(entry["generator_name"], ps, g))
-    valid = ["real", *sorted(f"{ps}@{g:g}" for ps, g in made)] if len(entries) == 1 else ["real", *sorted(names)]
+    # PROMPT_SET@CFG where one generator makes it; with several generators, also the configuration folders
+    unique = sorted(f"{ps}@{g:g}" for (ps, g), folders in makers.items() if len(folders) == 1)
+    valid = ["real", *unique] if len(entries) == 1 else ["real", *unique, *sorted(names)]
     problems = []
     specs = list(train_values.get("sources") or [])
     if train_values.get("capacity_source"):

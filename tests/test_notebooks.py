@@ -147,7 +147,7 @@ def test_per_class_notebook_categorizes_every_synthetic_class(smoke):
     syn = table[table["source"] != "real"]
     assert syn["category"].isin(["Easy", "Scaling", "Poor", "Other", "Unfit"]).all()
     assert (syn["k_lo"] <= syn["k"]).all() and (syn["k"] <= syn["k_hi"]).all()
-    assert len(rec["categories"]) == 10 and set(rec["categories"].values()) == set(syn["category"])
+    assert len(rec["categories"]) == 2 * 10 and set(rec["categories"].values()) == set(syn["category"])  # two synthetic sources
     html = (folder / "per_class" / "dashboard.html").read_text()
     assert "class_pick" in html and "source_pick" in html
     for stem in ("figure6", "figure7"):
