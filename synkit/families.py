@@ -48,8 +48,8 @@ FAMILIES = {
 
 
 @dataclass(frozen=True)
-class PixelConfig:
-    """The pixel-diffusion family; each field is part of the cache key."""
+class WorldFields:
+    """What every embedded family learns from (the world and its split) and its seed; fields of the cache key."""
 
     web_size: int = 50_000
     real_size: int = 10_000
@@ -59,6 +59,15 @@ class PixelConfig:
     class_map: str | None = None
     image_size: int | None = None
     seed: int = 0
+
+    def __post_init__(self):
+        t2i.normalize_fields(self)
+
+
+@dataclass(frozen=True)
+class PixelConfig(WorldFields):
+    """The pixel-diffusion family; each field is part of the cache key."""
+
     max_tokens: int = 32  # the tokenizer's limit; IFPipeline pads every prompt to 77 tokens itself
     resolution: int = 28  # the UNet's native size: fashion's 28x28 (other worlds' images are resized to it)
     unet_channels: tuple[int, ...] = (16, 32, 64)
@@ -75,22 +84,11 @@ class PixelConfig:
     snr_gamma: float = 5.0  # Min-SNR loss weighting (Hang et al. 2023): faster convergence; 0: plain MSE
     caption_mix: tuple[float, ...] = (0.2, 0.2, 0.1, 0.1, 0.4)
 
-    def __post_init__(self):
-        t2i.normalize_fields(self)
-
 
 @dataclass(frozen=True)
-class TokensConfig:
+class TokensConfig(WorldFields):
     """The masked-token family; each field is part of the cache key."""
 
-    web_size: int = 50_000
-    real_size: int = 10_000
-    split_seed: int = 0
-    world: str = "fashion"
-    world_root: str | None = None
-    class_map: str | None = None
-    image_size: int | None = None
-    seed: int = 0
     max_tokens: int = 32
     resolution: int = 28  # image side; each VQ level after the first halves it (28x28 -> 14x14 tokens)
     # VQ tokenizer
@@ -117,9 +115,6 @@ class TokensConfig:
     ema_decay: float = 0.999
     cond_dropout: float = 0.1
     caption_mix: tuple[float, ...] = (0.2, 0.2, 0.1, 0.1, 0.4)
-
-    def __post_init__(self):
-        t2i.normalize_fields(self)
 
 
 CONFIGS = {"embedded": t2i.T2IConfig, "embedded-pixel": PixelConfig, "embedded-tokens": TokensConfig}
