@@ -189,6 +189,15 @@ def _images(web_images, resolution: int, low: float) -> torch.Tensor:
     return x * (1 - low) + low
 
 
+def _start(config, out_dir, low: float):
+    """A family's training start: the config checked, its folder, device, world, web split and its images in [low, 1]."""
+    _check(config)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    world, web = t2i.web_split(config)
+    return out, t2i._device(), world, web, _images(web.images, config.resolution, low)
+
+
 def _tokenizer_and_encoder(config, encoder_cls=None):
     from transformers import BertModel, BertTokenizerFast
 
@@ -234,12 +243,8 @@ def train_pixel(config: PixelConfig, out_dir, progress: bool = True, checkpoint_
 
     from synkit.generate import encode_texts
 
-    _check(config)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    device, times = t2i._device(), {}
-    world, web = t2i.web_split(config)
-    pixels = _images(web.images, config.resolution, -1.0)
+    out, device, world, web, pixels = _start(config, out_dir, -1.0)
+    times = {}
     pipe = build_pixel(config, channels=pixels.shape[1]).to(device)
     t0 = time.perf_counter()
     sampler = t2i.CaptionSampler(world, web, config.caption_mix)
@@ -335,12 +340,8 @@ def train_tokens(config: TokensConfig, out_dir, progress: bool = True, checkpoin
     """Train the VQ tokenizer, then the masked-token transformer, on the web split; ``out_dir/pipeline`` (an AmusedPipeline)."""
     from synkit.generate import encode_texts
 
-    _check(config)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    device, times = t2i._device(), {}
-    world, web = t2i.web_split(config)
-    pixels = _images(web.images, config.resolution, 0.0)  # aMUSEd's VQ works in [0, 1]
+    out, device, world, web, pixels = _start(config, out_dir, 0.0)  # aMUSEd's VQ works in [0, 1]
+    times = {}
     pipe = build_tokens(config, channels=pixels.shape[1]).to(device)
     vq = pipe.vqvae.train()
 
