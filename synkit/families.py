@@ -39,12 +39,6 @@ from synkit import t2i
 FAMILY_KEY_VERSION = 1
 PIXEL_STEPS = 6  # sampler steps of the pixel family (DPM-Solver++): 6 steps gave F1 within 0.01 of 10 steps at CFG 4 and 8, 1.5x faster
 TOKEN_STEPS = 8  # unmasking steps of the token family's generation
-# guidance scales a family's sweep covers by default (diffusers' meaning of each pipeline's scale)
-FAMILIES = {
-    "embedded": "latent diffusion (Stable Diffusion)",
-    "embedded-pixel": "pixel diffusion (Imagen, DeepFloyd IF)",
-    "embedded-tokens": "masked visual tokens (Muse, aMUSEd)",
-}
 
 
 @dataclass(frozen=True)
