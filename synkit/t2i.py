@@ -35,6 +35,7 @@ import importlib.resources
 import json
 import math
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -97,14 +98,19 @@ class T2IConfig:
         normalize_fields(self)
 
 
+_FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def normalize_fields(config) -> None:
-    """Values from YAML or JSON (lists, 1 for 1.0) become the field's type, so equal configs get equal keys."""
+    """Values from YAML or JSON (lists, 1 for 1.0, the text 2e-3) become the field's type, so equal configs get equal keys."""
     for f in dataclasses.fields(config):
         value, default = getattr(config, f.name), f.default
         if isinstance(default, tuple) and isinstance(value, list):
             object.__setattr__(config, f.name, tuple(value))
         elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
             object.__setattr__(config, f.name, float(value))
+        elif isinstance(default, float) and isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+            object.__setattr__(config, f.name, float(value))  # YAML 1.1 reads 2e-3 (no dot) as a text
 
 
 def cache_key(config: T2IConfig) -> str:

@@ -156,3 +156,23 @@ def test_a_caption_form_without_weight_is_neither_drawn_nor_encoded():
     drawn = {few.strings[i] for i in few.draw(np.random.default_rng(0), np.arange(len(web.labels)), cond_dropout=0.0)}
     names = {n for c in world.classes for n in (c.name, *c.lemmas)}
     assert drawn <= names | {few.strings[i] for i in few.full} and drawn & names and drawn - names
+
+
+def test_the_token_transformer_knows_where_a_fully_masked_token_is(tmp_path):
+    # UVit2DModel alone gives every inner token of a fully masked grid the same logits (its convs see only padding
+    # at the borders); the learned position embedding of synkit.uvit tells the positions apart, and round-trips
+    from synkit.uvit import PositionalUVit2DModel
+
+    config = dataclasses.replace(TINY["embedded-tokens"], downsample=False)
+    masked = torch.full((1, 14, 14), config.codebook_size)
+    args = {"encoder_hidden_states": torch.zeros(1, 3, 384), "pooled_text_emb": torch.zeros(1, 384), "micro_conds": torch.zeros(1, 5)}
+    logits = {}
+    for positions in (False, True):
+        model = families.build_tokens(dataclasses.replace(config, positions=positions)).transformer.eval()
+        with torch.no_grad():
+            logits[positions] = model(masked, **args)[0, :, 5:9, 5:9].flatten(1)  # the inner 4x4 tokens, far from every border
+    assert torch.allclose(logits[False], logits[False][:, :1], atol=1e-5)
+    assert not torch.allclose(logits[True], logits[True][:, :1], atol=1e-3)
+    model.save_pretrained(tmp_path)
+    again = PositionalUVit2DModel.from_pretrained(tmp_path)
+    assert type(again) is PositionalUVit2DModel and torch.equal(again.embed.position, model.embed.position)

@@ -199,11 +199,17 @@ def _run_until(cmd, out: Path, marker, timeout=600):
 
 @pytest.mark.slow
 def test_a_study_killed_at_several_points_ends_like_an_uninterrupted_one(tmp_path, smoke):
+    import yaml
+
     reference, _ = smoke
     out = tmp_path / "killed"
     # the embedded model and the reference classifier come from the smoke fixture's cache (the embedded model's own
-    # kill/resume test is in test_t2i): this test is about the study's notebooks, shards and runs
-    cmd = [sys.executable, "-m", "synkit", "run", "parameters/smoke.yaml", "--set", f"outputs_dir={out}",
+    # kill/resume test is in test_t2i): this test is about the study's notebooks, shards and runs; CLIP's kill and
+    # resume has its own tests (test_clip), so this study stops before it
+    params = yaml.safe_load((ROOT / "parameters" / "smoke.yaml").read_text())
+    params["notebooks"] = [n for n in study.discover() if not n.startswith("07")]
+    (tmp_path / "smoke.yaml").write_text(yaml.safe_dump(params))
+    cmd = [sys.executable, "-m", "synkit", "run", str(tmp_path / "smoke.yaml"), "--set", f"outputs_dir={out}",
            "--set", f"models_dir={reference.parent / 'models'}"]
     s = out / "smoke"
     points = {
@@ -216,7 +222,8 @@ def test_a_study_killed_at_several_points_ends_like_an_uninterrupted_one(tmp_pat
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "reused" in done.stderr  # notebooks finished before the last kill are not run again
-    for table in ("train/metrics.parquet", "scaling/fits.parquet", "per_class/classes.parquet", "clip/metrics.parquet"):
+    assert not (s / "clip").exists()
+    for table in ("train/metrics.parquet", "scaling/fits.parquet", "per_class/classes.parquet"):
         a, b = pd.read_parquet(reference / table), pd.read_parquet(s / table)
         assert list(a.columns) == list(b.columns) and len(a) == len(b), table
         for col in a.columns:

@@ -85,6 +85,10 @@ def test_cache_is_reused_and_cli_parses(tiny_pipeline, models_dir, monkeypatch, 
         t2i.parse_overrides(["unet_steps=many"])
     with pytest.raises(ValueError, match="'unet_step' is not a training parameter of the embedded model; valid keys are"):
         t2i.parse_overrides(["unet_step=5"])
+    # YAML 1.1 reads 2e-3 as a text: a float field takes it as the number, with the key of 0.002
+    assert t2i.config_from({"lr": "2e-3"}) == t2i.config_from({"lr": 0.002})
+    with pytest.raises(ValueError, match="lr='fast' is invalid: it must be a float"):
+        t2i.config_from({"lr": "fast"})
 
 
 def test_killed_training_resumes_from_its_checkpoint(tiny_pipeline, tmp_path):
