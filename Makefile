@@ -47,8 +47,11 @@ study: install
 smoke: install
 	$(PYTHON) -m synkit run parameters/smoke.yaml
 
+## The suite on TEST_WORKERS processes (one per core by default; pytest-xdist), each with its share of the cores'
+## threads (tests/conftest.py); the tests that read the smoke study run in one process, so it runs once.
+TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(max(1, len(os.sched_getaffinity(0))))" 2>/dev/null || echo 1)
 test: install-test
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 ## JupyterLab on the whole project (notebooks/ open first); the notebooks find outputs/ from wherever their kernel starts.
 lab: install

@@ -10,6 +10,19 @@ import pytest
 from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a hub id that is not cached fails at once, not after retries
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # several test processes (make test): each gets its share of the cores' threads,
+    # for itself and the processes it starts (PyTorch's OpenMP threads spin: two processes of all-core pools run slower than one)
+    _threads = str(max(1, len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, _threads)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
+def pytest_collection_modifyitems(items):
+    """Tests that read the smoke study run in one test process (``--dist loadgroup``), so it runs once."""
+    for item in items:
+        if "smoke" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("smoke"))
 
 ROOT = Path(__file__).resolve().parent.parent
 
