@@ -88,7 +88,9 @@ class TokensConfig(WorldFields):
     resolution: int = 28  # image side; each VQ level after the first halves it (28x28 -> 14x14 tokens)
     # VQ tokenizer
     vq_channels: tuple[int, ...] = (16, 32)  # 2 levels: 14x14 tokens (3 levels' 7x7 tokens reconstructed at F1 0.70 only)
-    codebook_size: int = 512
+    # 128 codes: reconstruction F1 0.848 against 0.841 with 512 (1000 val images, 03's reference), the transformer's F1 within
+    # noise of 512's at the same steps, and sampling 2.3x faster (fewer logits to draw from; measured here)
+    codebook_size: int = 128
     latent_channels: int = 4
     vq_steps: int = 400
     vq_plain_steps: int = 150  # the first steps train a plain autoencoder (no quantization); then the codebook starts from its outputs
