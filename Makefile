@@ -49,7 +49,7 @@ smoke: install
 
 ## The suite on TEST_WORKERS processes (one per core by default; pytest-xdist), each with its share of the cores'
 ## threads (tests/conftest.py); the tests that read the smoke study run in one process, so it runs once.
-TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(max(1, len(os.sched_getaffinity(0))))" 2>/dev/null || echo 1)
+TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1)" 2>/dev/null || echo 1)
 test: install-test
 	$(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 

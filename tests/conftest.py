@@ -12,7 +12,8 @@ from PIL import Image
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a hub id that is not cached fails at once, not after retries
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # several test processes (make test): each gets its share of the cores' threads,
     # for itself and the processes it starts (PyTorch's OpenMP threads spin: two processes of all-core pools run slower than one)
-    _threads = str(max(1, len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    _threads = str(max(1, _cores // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
     for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_var, _threads)
 
