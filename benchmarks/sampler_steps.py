@@ -1,4 +1,4 @@
-"""Sampler steps of the embedded model: images/s and quality at each number of steps, in one run.
+"""Sampler steps of an embedded model (any family): images/s and quality at each number of steps, in one run.
 
 For each steps value, the same seeded class-name prompts at each CFG are generated through the
 study's own path (``generate.render`` with precomputed prompt embeddings, bf16 autocast) and scored
@@ -7,6 +7,8 @@ feature spread). Images/s is reported as a ratio to the first steps value.
 
     python benchmarks/sampler_steps.py --steps 6,5,4 --cfg 2,8 --per-class 100
     python benchmarks/sampler_steps.py --set unet_steps=600 --set vae_steps=300   # another training schedule
+    python benchmarks/sampler_steps.py --family embedded-tokens --steps 8,6 --cfg 2,3,4 --per-class 150 \
+        --prompts outputs/mini/prompts/prompts.parquet --prompt-set in_captions --batch 125
 
 Needs the cached embedded model and reference classifier (outputs/models/, made by a study run).
 """
@@ -18,7 +20,7 @@ import time
 
 import numpy as np
 
-from synkit import generate, quality, t2i
+from synkit import families, generate, quality
 
 
 def main() -> None:
@@ -28,22 +30,39 @@ def main() -> None:
     ap.add_argument("--cfg", default="2,8")
     ap.add_argument("--per-class", type=int, default=100)
     ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--family", default="embedded", choices=list(families.CONFIGS))
+    ap.add_argument("--prompts", help="a study's prompts.parquet (default: the class names as prompts)")
+    ap.add_argument("--prompt-set", default="in_captions", help="the prompt set of --prompts to cycle through per class")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                    help="a T2IConfig field of the embedded model to measure (trained and cached if new), repeatable")
+                    help="a config field of the family's model to measure (trained and cached if new), repeatable")
     args = ap.parse_args()
-    pipe_dir = t2i.ensure_t2i(t2i.parse_overrides(args.overrides), args.models_dir)
+    import yaml
+
+    values = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in args.overrides)}
+    pipe_dir = families.ensure_family(families.config_for(args.family, values), args.models_dir)
     model, info = quality.load_reference(quality.ensure_reference(quality.ReferenceConfig(), args.models_dir))
     from synkit.worlds import load_world
 
     names = [c.name for c in load_world("fashion").classes]
     labels = np.repeat(np.arange(len(names)), args.per_class)
-    prompts = [names[c] for c in labels]
+    if args.prompts:
+        import pandas as pd
+
+        table = pd.read_parquet(args.prompts)
+        table = table[table["prompt_set"] == args.prompt_set]
+        if table.empty:
+            raise SystemExit(f"{args.prompts} has no prompts of the set {args.prompt_set!r}.")
+        per = {c: table[table["class_index"] == c]["prompt"].tolist() for c in range(len(names))}
+        prompts = [per[c][i % len(per[c])] for c in range(len(names)) for i in range(args.per_class)]
+    else:
+        prompts = [names[c] for c in labels]
     pipe = generate.load_pipeline(str(pipe_dir), "bfloat16", scheduler=None)
-    print(f"reference val top-1 {info['val_top1']:.3f}; {len(prompts)} class-name images per (steps, CFG)")
+    print(f"{args.family}; reference val top-1 {info['val_top1']:.3f}; {len(prompts)} images per (steps, CFG)")
+    prompt_set = args.prompt_set if args.prompts else "classnames"
     base = None
     for steps in (int(s) for s in args.steps.split(",")):
         for cfg in (float(c) for c in args.cfg.split(",")):
-            job = generate.GenJob(prompts="", prompt_set="classnames", guidance_scale=cfg, images_per_class=args.per_class, out_dir="x",
+            job = generate.GenJob(prompts="", prompt_set=prompt_set, guidance_scale=cfg, images_per_class=args.per_class, out_dir="x",
                                   generator=str(pipe_dir), steps=steps, resolution=28, resize_mode="resize", mode="L", dtype="bfloat16",
                                   batch_size=args.batch)
             embeds = generate.text_inputs(pipe, prompts, args.batch)

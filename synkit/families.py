@@ -65,6 +65,10 @@ class PixelConfig(WorldFields):
     """The pixel-diffusion family; each field is part of the cache key."""
 
     max_tokens: int = 32  # the tokenizer's limit; IFPipeline pads every prompt to 77 tokens itself
+    # the text encoder reads max_tokens positions back (synkit.minilm.MiniLMCroppedModel): the UNet attends to the same text positions
+    # as the other families' models; measured here (4256 captions), encoded in 11-12 s against 32.5 s at 77, a UNet training step
+    # 0.40 s against 0.44-0.47 s
+    crop_text: bool = True
     resolution: int = 28  # the UNet's native size: fashion's 28x28 (other worlds' images are resized to it)
     unet_channels: tuple[int, ...] = (16, 32, 64)
     attention_levels: int = 1  # coarsest levels with cross-attention to the caption
@@ -226,7 +230,13 @@ def build_pixel(config: PixelConfig, channels: int = 1):
         attention_head_dim=1, encoder_hid_dim=384, encoder_hid_dim_type="text_proj", cross_attention_dim=config.cross_attention_dim,
     )
     t2i.plain_attention(unet)
-    tokenizer, encoder = _tokenizer_and_encoder(config)
+    if config.crop_text:
+        from synkit.minilm import MiniLMCroppedModel
+
+        tokenizer, encoder = _tokenizer_and_encoder(config, MiniLMCroppedModel)
+        encoder.config.synkit_max_tokens, encoder.config.synkit_sep_token_id = config.max_tokens, tokenizer.sep_token_id
+    else:
+        tokenizer, encoder = _tokenizer_and_encoder(config)
     scheduler = DPMSolverMultistepScheduler(
         num_train_timesteps=1000, beta_schedule=config.beta_schedule, prediction_type=config.prediction_type,
         thresholding=True, sample_max_value=1.0, timestep_spacing="trailing",  # Imagen's dynamic thresholding at every step

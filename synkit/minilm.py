@@ -1,4 +1,4 @@
-"""The frozen all-MiniLM-L6-v2 encoder in the shape aMUSEd's pipeline calls its CLIP text encoder.
+"""The frozen all-MiniLM-L6-v2 encoder in the shapes the token and pixel families' pipelines call it.
 
 ``AmusedPipeline`` calls ``text_encoder(input_ids, return_dict=True, output_hidden_states=True)`` and
 reads ``text_embeds`` (a pooled sentence vector) and ``hidden_states[-2]`` (per-token states). This
@@ -38,3 +38,23 @@ class MiniLMTextEncoder(BertPreTrainedModel):
         weights = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
         pooled = (out.last_hidden_state * weights).sum(1) / weights.sum(1).clamp(min=1)
         return CLIPTextModelOutput(text_embeds=pooled, last_hidden_state=out.last_hidden_state, hidden_states=out.hidden_states)
+
+
+class MiniLMCroppedModel(BertModel):
+    """A ``BertModel`` that reads at most ``config.synkit_max_tokens`` token positions.
+
+    ``IFPipeline.encode_prompt`` pads every prompt to 77 tokens itself, whatever its tokenizer's limit.
+    This encoder cuts the ids back to the limit, as if the tokenizer had truncated there (a row cut
+    short ends in ``config.synkit_sep_token_id``, as BERT's tokenizer ends it), so the pixel family's
+    UNet attends to the same 32 text positions the other families' models do, and its captions are
+    encoded in less than half the time. Token states are unchanged by the cut: padding is masked."""
+
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None, **kwargs):
+        limit = getattr(self.config, "synkit_max_tokens", None)
+        if limit and input_ids is not None and input_ids.shape[1] > limit:
+            if attention_mask is None:
+                attention_mask = (input_ids != self.config.pad_token_id).long()
+            cut = attention_mask[:, limit:].any(1)
+            input_ids, attention_mask = input_ids[:, :limit].clone(), attention_mask[:, :limit]
+            input_ids[cut, limit - 1] = self.config.synkit_sep_token_id
+        return super().forward(input_ids=input_ids, attention_mask=attention_mask, **kwargs)

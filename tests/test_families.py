@@ -176,3 +176,29 @@ def test_the_token_transformer_knows_where_a_fully_masked_token_is(tmp_path):
     model.save_pretrained(tmp_path)
     again = PositionalUVit2DModel.from_pretrained(tmp_path)
     assert type(again) is PositionalUVit2DModel and torch.equal(again.embed.position, model.embed.position)
+
+
+def test_the_pixel_familys_text_encoder_reads_what_a_32_token_tokenizer_gives():
+    """IFPipeline pads prompts to 77 tokens; the pixel family's encoder cuts them back to its limit, as the
+    tokenizer truncates (a long caption ends in [SEP]), with the token states unchanged."""
+    from transformers import BertConfig, BertTokenizerFast
+
+    from synkit import t2i
+    from synkit.minilm import MiniLMCroppedModel
+
+    tokenizer = BertTokenizerFast.from_pretrained(t2i.minilm_folder(), model_max_length=8)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                        synkit_max_tokens=8, synkit_sep_token_id=tokenizer.sep_token_id)
+    torch.manual_seed(0)
+    encoder = MiniLMCroppedModel(config).eval()
+    texts = ["Bag", "Ankle boot, dark, smooth, wide and short with a heel and a strap"]  # 3 and 16 tokens
+    long = tokenizer(texts, padding="max_length", max_length=77, truncation=True, return_tensors="pt")
+    short = tokenizer(texts, padding="max_length", max_length=8, truncation=True, return_tensors="pt")
+    assert short.input_ids[1, -1] == tokenizer.sep_token_id and long.input_ids[1, 7] != tokenizer.sep_token_id
+    with torch.no_grad():
+        cut = encoder(long.input_ids, attention_mask=long.attention_mask)[0]
+        plain = super(MiniLMCroppedModel, encoder).forward(input_ids=short.input_ids, attention_mask=short.attention_mask)[0]
+        uncut = super(MiniLMCroppedModel, encoder).forward(input_ids=long.input_ids, attention_mask=long.attention_mask)[0]
+    assert cut.shape == (2, 8, 16)
+    torch.testing.assert_close(cut, plain)
+    torch.testing.assert_close(cut[0], uncut[0, :8])  # a short prompt's states do not depend on the padding cut away
