@@ -195,6 +195,7 @@ def test_report_lists_every_finding(smoke):
     page = (folder / "report.html").read_text()
     assert "Findings" in page and "window.vegaEmbed" in page and "cdn.jsdelivr" not in page
     assert ">None<" not in page and "why (test)" in page
+    assert "<td>writing this page</td>" in page and "<td>running</td>" not in page  # 08 writes the page while it runs
 
 
 def test_report_renders_in_headless_chromium(smoke):
