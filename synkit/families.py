@@ -39,8 +39,9 @@ from synkit import t2i
 
 FAMILY_KEY_VERSION = 1
 PIXEL_STEPS = 6  # sampler steps of the pixel family (DPM-Solver++): 6 steps gave F1 within 0.01 of 10 steps at CFG 4 and 8, 1.5x faster
-TOKEN_STEPS = 6  # unmasking steps of the token family's generation: 6 scored F1 0.772 / 0.793 / 0.782 at CFG 2 / 3 / 4 against 8's 0.760 / 0.782 / 0.785
-# (150 in_captions images per class, 03's reference), 1.35x faster; 12 and 16 steps were no better at CFG 4 (50 per class)
+# unmasking steps of the token family's generation: 6 scored F1 within 0.016 of 8 either way at CFG 2-4 (150 in_captions images per
+# class, two reference classifiers; benchmarks/sampler_steps.py) at 1.35-1.5x the images/s; 12 and 16 were no better at CFG 4
+TOKEN_STEPS = 6
 
 
 @dataclass(frozen=True)
