@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from synkit.findings import FAILS, HOLDS, INCONCLUSIVE, UNMEASURED, findings  # noqa: F401  (findings: the report's table)
+from synkit.findings import FAILS, HOLDS, INCONCLUSIVE, UNMEASURED, findings, gates  # noqa: F401  (findings, gates: the report's tables)
 
 
 def _read(path: Path) -> pd.DataFrame | None:
@@ -92,6 +92,18 @@ def stages(study_dir: str | Path, params: dict | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["notebook", "state"])
 
 
+def gates_section(table: pd.DataFrame) -> str:
+    """The gates at the top of the report: what failed first, with the parameter that would fix it."""
+    failed = table[table["state"] == "FAILED"]
+    if len(failed):
+        head = ('<p class="warn"><b>This study cannot test everything it was asked to.</b> '
+                + " ".join(f"<b>{html.escape(r.gate)}</b> failed ({html.escape(r.numbers)}): {html.escape(r.fix)}." for r in failed.itertuples())
+                + " Every finding that rests on a failed gate reads <i>not measured</i>.</p>")
+    else:
+        head = "<p>Every gate passed: the study can separate the findings it tests from noise where its data allow.</p>"
+    return f'<h2>Gates: can this study test anything?</h2>{head}{_table(table[["gate", "state", "numbers", "fix"]])}'
+
+
 def build(study_dir: str | Path, params: dict | None = None) -> Path:
     """Write ``report.html`` into ``study_dir`` (via a temporary file and a rename); return its path."""
     import vl_convert as vlc
@@ -100,6 +112,7 @@ def build(study_dir: str | Path, params: dict | None = None) -> Path:
 
     d = Path(study_dir)
     found = findings(d)
+    gate_html = gates_section(gates(d))
     specs, sections = [], []
     for i, (section, title, stem) in enumerate(CHARTS):
         spec_path = (d / stem).with_suffix(".json")
@@ -113,7 +126,7 @@ def build(study_dir: str | Path, params: dict | None = None) -> Path:
     grid_html = "".join(f"<figure>{_img(g, 420)}<figcaption>{html.escape(g.parent.name)}</figcaption></figure>" for g in grids)
     fig5 = "".join(f"<figure>{_img(g, 420)}<figcaption>{html.escape(g.stem)}</figcaption></figure>" for g in sorted((d / "per_class").glob("figure5_*.png")))
     fits = _read(d / "scaling" / "fits.parquet")
-    fit_cols = ["source", "eval_set", "metric", "k", "k_lo", "k_hi", "k_seed_sd", "neg_log_l_di", "neg_log_l_di_lo", "neg_log_l_di_hi", "r2", "lof_p", "n_seeds"]
+    fit_cols = ["source", "eval_set", "metric", "k", "k_lo", "k_hi", "k_seed_sd", "neg_log_l_di", "neg_log_l_di_lo", "neg_log_l_di_hi", "r2", "curve_p", "lof_p", "n_seeds"]
     from synkit.findings import short_names
 
     names = short_names(d)
@@ -158,12 +171,15 @@ figure {{ display: inline-block; margin: 6px; }} .chart {{ margin: 0.5em 0; }}
 </style></head><body>
 <h1>synkit report: study <code>{html.escape(d.name)}</code></h1>
 <p>Everything here is read from the files under <code>{html.escape(str(d))}</code>; the verdicts describe this run, not the paper.</p>
+{gate_html}
 <h2>Stages</h2>{stage_html}{_table(stage)}
 <h2>Findings</h2>
-<p>{len(found)} rows: {summary}. <b>holds</b>: the paper's direction, separated from noise (95% interval or test);
-<b>inconclusive</b>: the paper's direction on point estimates only; <b>does not hold here</b>: the opposite direction, or no
-effect; <b>not measured</b>: this study cannot test it. Every interval uses every training seed; the rule of each row is in
-<code>synkit/findings.py</code>. Paper column: the paper's claim in our words with its section and its printed numbers.</p>
+<p>{len(found)} rows: {summary}. <b>holds</b>: the paper's direction, separated from noise (a 95% interval wholly on its side, or
+the stated test rejecting at 5%); <b>does not hold here</b>: the opposite direction, equally separated (the interval wholly on the
+other side); <b>inconclusive</b>: everything between, whatever side the point estimate falls on; <b>not measured</b>: this study
+cannot test it, or a gate above failed. Every seed draws its own subsets of the data; fits use the size means, so points that
+share a size count once. The rule of each row is the docstring of its function in <code>synkit/findings/</code>. Paper column:
+the paper's claim in our words with its section and its printed numbers.</p>
 <table id="findings"><tr><th>#</th><th>finding</th><th>paper</th><th>this run</th><th>why (test)</th><th>verdict</th></tr>{rows}</table>
 <h2>Fits (supervised, sizes up to D_I, every seed)</h2>{_table(fits[fit_cols] if fits is not None else None, names=names)}
 <h2>Real + synthetic against real alone</h2>{_table(mix, names=names)}

@@ -8,14 +8,24 @@ fit (statsmodels) of log L on log D - log D_I, with 95% intervals two ways: the 
 t-interval of OLS, and a residual bootstrap (fitted values plus resampled, df-corrected
 residuals; pairs bootstrap degenerates with 5 points).
 
-**Seeds.** A study trains every (source, size) with several seeds (initialization, data order,
-augmentation). The fit pools every seed's point: sizes repeat, one point per seed. The residual
-variance of the pooled OLS then holds the seed-to-seed spread at each size (pure error) as well
-as any lack of fit, so the t-interval of k widens with the spread between seeds; its degrees of
-freedom are (points - 2). With replicates, a lack-of-fit F-test (lack-of-fit mean square over
-pure-error mean square) says whether a straight line in log-log space explains the size means
-(``lof_p``; a small p means the power law does not describe the curve). ``fit_table`` also fits
-each seed alone and reports the spread of those k's (``k_seed_sd``, ``n_seeds``) as a check.
+**Seeds and sizes.** A study trains every (source, size) with several seeds, and each seed draws
+its own nested subsets of the data (``synkit.train``), so the seeds are replicates of the data as
+well as of the initialization. Points that share a size are not independent: at the top of a ladder
+every seed trains on much the same images (at D_I, on all of the real pool), and a size whose draw
+or schedule happens to be odd moves every seed's point together. The fit is therefore made on the
+mean log value at each size (OLS of the size means): its residuals carry both the seed-to-seed
+spread and whatever the sizes share, and the t-interval of k has (sizes - 2) degrees of freedom,
+the honest count of independent points when sizes are the clusters (pooling every seed's point
+as independent gave intervals too narrow whenever a size's draw was odd). With balanced seeds
+the point estimate equals the pooled fit's. ``fit_table`` also fits each seed alone and reports
+the spread of those k's (``k_seed_sd``, ``n_seeds``) as a check.
+
+**Is the curve straight?** ``curve_p`` tests a quadratic term in log size on the size means over
+every size given, a bend included (a t-test with sizes - 3 degrees of freedom; needs >= 4 sizes):
+the size means' own scatter is its
+error term, so shared size effects are not mistaken for curvature. ``lof_p`` (the classic
+lack-of-fit F-test of size means against the seed-to-seed pure error) is reported beside it, but
+it counts every shared size effect as lack of fit, which is why no verdict rests on it.
 
 **Comparisons** (``compare``): the difference of two fits' k (or -log L_{D_I}) with a Welch
 t-interval from their standard errors (Welch-Satterthwaite degrees of freedom). Fits on the same
@@ -24,8 +34,8 @@ their difference when they are positively correlated: the test is conservative t
 
 **Bends.** The law holds over a range and then flattens when the model runs out of capacity
 (the paper's ViT-B after ~4M images). ``find_bend`` fits a hinge, a line whose slope may change
-at one of the measured sizes, at every size that leaves >= 3 points before it and >= 1 after,
-and keeps the best; an F-test against the straight line, Bonferroni-corrected for the number of
+at one of the measured sizes, at every size that leaves >= 3 sizes before it and >= 1 after,
+on the size means, and keeps the best; an F-test against the straight line, Bonferroni-corrected for the number of
 candidate sizes, decides whether the bend is real (p < alpha) and whether it flattens. When it
 is, the fit uses the straight range only and reports the bend.
 """
@@ -42,7 +52,7 @@ FIT_COLUMNS = [
     "neg_log_l_di", "neg_log_l_di_lo", "neg_log_l_di_hi", "neg_log_l_di_boot_lo", "neg_log_l_di_boot_hi",
     "r2", "n_points", "n_fit", "fit_min_size", "fit_max_size", "bend_size", "bend_p", "bend_change",
     "intercept", "slope", "cov_intercept", "cov_slope", "cov_cross", "df_resid",
-    "k_se", "neg_log_l_di_se", "n_sizes", "lof_p", "k_seed_sd", "n_seeds",
+    "k_se", "neg_log_l_di_se", "n_sizes", "lof_p", "curve", "curve_p", "k_seed_sd", "n_seeds",
 ]
 
 
@@ -69,32 +79,38 @@ def _ols(x: np.ndarray, y: np.ndarray):
     return sm.OLS(y, sm.add_constant(x, has_constant="add")).fit()
 
 
+def size_means(sizes, values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct sizes, the mean log value at each, and the number of points there (sizes ascending)."""
+    d, y = np.asarray(sizes, float), np.log(np.asarray(values, float))
+    distinct, index, counts = np.unique(d, return_inverse=True, return_counts=True)
+    return distinct, np.bincount(index, weights=y) / counts, counts
+
+
 def find_bend(sizes, values, alpha: float = 0.05) -> dict:
     """The size after which log values stop falling along a straight line, if the data say so.
 
-    Hinges sit at distinct sizes with >= 3 distinct sizes up to the hinge and >= 1 after it;
-    sizes may repeat (one point per seed). Returns {"bend_size": size or None, "p": corrected
-    p-value or None, "change": the slope change at the best hinge (> 0: the curve flattens)}."""
+    On the size means (see the module docstring), hinges sit at distinct sizes with >= 3 sizes up
+    to the hinge and >= 1 after it. Returns {"bend_size": size or None, "p": corrected p-value or
+    None, "change": the slope change at the best hinge (> 0: the curve flattens)}."""
     from scipy import stats
 
     d, v = _check(sizes, values, "loss")
-    x, y = np.log(d), np.log(v)
-    n = len(x)
-    distinct = np.unique(d)
+    distinct, y, _ = size_means(d, v)
+    x = np.log(distinct)
+    m = len(x)
     none = {"bend_size": None, "p": None, "change": None}
     candidates = list(distinct[2:-1])  # >= 3 sizes up to the hinge, >= 1 after it
-    if len(distinct) < 5 or not candidates or n < 5:  # a hinge has 3 parameters; the F-test needs >= 2 residual dfs
+    if m < 5 or not candidates:  # a hinge has 3 parameters; the F-test needs >= 2 residual dfs
         return none
-    sse0 = float(np.sum(_ols(x, y).resid ** 2))
+    sse0 = float(np.sum(_lstsq_resid(np.column_stack([np.ones(m), x]), y) ** 2))
     best = None
     for size in candidates:
-        X = np.column_stack([np.ones(n), x, np.maximum(0.0, x - math.log(size))])
-        coef, *_ = np.linalg.lstsq(X, y, rcond=None)
-        sse1 = float(np.sum((y - X @ coef) ** 2))
+        resid = _hinge_resid(x, y, size)
+        sse1 = float(np.sum(resid[0] ** 2))
         if best is None or sse1 < best[1]:
-            best = (float(size), sse1, float(coef[2]))
+            best = (float(size), sse1, resid[1])
     size, sse1, change = best
-    df1 = n - 3
+    df1 = m - 3
     if sse1 <= 1e-300:
         p = 0.0 if sse0 > 1e-12 else 1.0
     else:
@@ -106,18 +122,31 @@ def find_bend(sizes, values, alpha: float = 0.05) -> dict:
     return {**none, "p": p, "change": change}
 
 
+def _lstsq_resid(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+    return y - X @ coef
+
+
+def _hinge_resid(x: np.ndarray, y: np.ndarray, at: float) -> tuple[np.ndarray, float]:
+    """Residuals of the hinge fit of y on x (log sizes) with a slope change at ``at``, and that change."""
+    X = np.column_stack([np.ones(len(x)), x, np.maximum(0.0, x - math.log(at))])
+    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+    return y - X @ coef, float(coef[2])
+
+
 def lack_of_fit_p(sizes, values) -> float:
-    """p-value of the lack-of-fit F-test of a straight line in log-log space, from replicate points
-    (seeds) at the same sizes; NaN without replicates or with fewer than 3 distinct sizes."""
+    """p-value of the classic lack-of-fit F-test of a straight line in log-log space, from replicate
+    points (seeds) at the same sizes; NaN without replicates or with fewer than 3 distinct sizes.
+    Reported only: it counts effects that a size's points share as lack of fit (``curvature``)."""
     from scipy import stats
 
     x, y = np.log(np.asarray(sizes, float)), np.log(np.asarray(values, float))
-    groups = pd.Series(y).groupby(x)
-    m, n = groups.ngroups, len(y)
+    _, index, counts = np.unique(x, return_inverse=True, return_counts=True)
+    m, n = len(counts), len(y)
     if m < 3 or n - m < 1:
         return float("nan")
-    ss_pe = float(((y - groups.transform("mean").to_numpy()) ** 2).sum())
-    sse = float(np.sum(_ols(x, y).resid ** 2))
+    ss_pe = float(((y - (np.bincount(index, weights=y) / counts)[index]) ** 2).sum())
+    sse = float(np.sum(_lstsq_resid(np.column_stack([np.ones(n), x]), y) ** 2))
     ss_lof = max(sse - ss_pe, 0.0)
     if ss_pe <= 1e-300:
         return 0.0 if ss_lof > 1e-12 else 1.0
@@ -125,40 +154,63 @@ def lack_of_fit_p(sizes, values) -> float:
     return float(stats.f.sf(f, m - 2, n - m))
 
 
+def curvature(sizes, values) -> dict:
+    """The quadratic term of log value in (centred) log size on the size means, with its two-sided
+    t-test: ``curve`` > 0 bends up (flattens), < 0 bends down; ``curve_p`` NaN with < 4 sizes."""
+    distinct, y, _ = size_means(sizes, values)
+    if len(distinct) < 4:
+        return {"curve": float("nan"), "curve_p": float("nan")}
+    from scipy import stats
+
+    x = np.log(distinct)
+    x = x - x.mean()
+    X = np.column_stack([np.ones(len(x)), x, x * x])
+    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+    df = len(x) - 3
+    s2 = float(np.sum((y - X @ coef) ** 2)) / df
+    se = math.sqrt(s2 * np.linalg.inv(X.T @ X)[2, 2])
+    p = float(2 * stats.t.sf(abs(coef[2]) / se, df)) if se > 0 else (0.0 if abs(coef[2]) > 1e-12 else 1.0)
+    return {"curve": float(coef[2]), "curve_p": p}
+
+
 def fit_power_law(
     sizes, values, d_i: float, alpha: float = 0.05, n_boot: int = 1000, seed: int = 0, detect_bend: bool = True,
 ) -> dict:
-    """Fit log L = -k (log D - log D_I) + log L_{D_I}; return k, -log L_{D_I}, their analytic and
-    bootstrap (1 - alpha) intervals, R^2, the bend (if any) and what is needed to draw the line."""
+    """Fit log L = -k (log D - log D_I) + log L_{D_I} on the size means (module docstring); return
+    k, -log L_{D_I}, their analytic and bootstrap (1 - alpha) intervals, R^2, the bend (if any),
+    the straightness tests and what is needed to draw the line."""
     d, v = _check(sizes, values, "loss")
     if not d_i > 0:
         raise ValueError(f"D_I={d_i!r} is invalid; it must be the positive size of the real training set.")
     bend = find_bend(d, v, alpha) if detect_bend else {"bend_size": None, "p": None}
     keep = d <= bend["bend_size"] if bend["bend_size"] is not None else np.ones(len(d), bool)
     df, vf = d[keep], v[keep]
-    x, y = np.log(df) - math.log(d_i), np.log(vf)
+    distinct, y, _ = size_means(df, vf)
+    x = np.log(distinct) - math.log(d_i)
     res = _ols(x, y)
     (a, b), ci = res.params, res.conf_int(alpha)
     cov = res.cov_params()
-    # residual bootstrap
-    rng = np.random.default_rng(seed)
-    n = len(x)
-    resid = res.resid * math.sqrt(n / max(n - 2, 1))
-    X = np.column_stack([np.ones(n), x])
-    draws = res.fittedvalues[None, :] + rng.choice(resid, size=(n_boot, n), replace=True)
-    coefs = np.linalg.lstsq(X, draws.T, rcond=None)[0]  # (2, n_boot)
+    m = len(x)
     lo, hi = 100 * alpha / 2, 100 * (1 - alpha / 2)
-    a_boot, b_boot = np.percentile(coefs[0], [lo, hi]), np.percentile(coefs[1], [lo, hi])
+    if n_boot > 0:  # residual bootstrap of the size means
+        rng = np.random.default_rng(seed)
+        resid = res.resid * math.sqrt(m / max(m - 2, 1))
+        X = np.column_stack([np.ones(m), x])
+        draws = res.fittedvalues[None, :] + rng.choice(resid, size=(n_boot, m), replace=True)
+        coefs = np.linalg.lstsq(X, draws.T, rcond=None)[0]  # (2, n_boot)
+        a_boot, b_boot = np.percentile(coefs[0], [lo, hi]), np.percentile(coefs[1], [lo, hi])
+    else:
+        a_boot = b_boot = np.array([np.nan, np.nan])
     return {
         "k": -b, "k_lo": -ci[1][1], "k_hi": -ci[1][0], "k_boot_lo": -b_boot[1], "k_boot_hi": -b_boot[0],
         "neg_log_l_di": -a, "neg_log_l_di_lo": -ci[0][1], "neg_log_l_di_hi": -ci[0][0],
         "neg_log_l_di_boot_lo": -a_boot[1], "neg_log_l_di_boot_hi": -a_boot[0],
-        "r2": float(res.rsquared) if np.ptp(y) > 0 else float("nan"), "n_points": int(len(d)), "n_fit": int(n),
+        "r2": float(res.rsquared) if np.ptp(y) > 0 else float("nan"), "n_points": int(len(d)), "n_fit": int(len(df)),
         "fit_min_size": float(df.min()), "fit_max_size": float(df.max()),
         "bend_size": bend["bend_size"], "bend_p": bend["p"], "bend_change": bend.get("change"),
         "intercept": a, "slope": b, "cov_intercept": cov[0][0], "cov_slope": cov[1][1], "cov_cross": cov[0][1],
         "df_resid": float(res.df_resid), "k_se": float(math.sqrt(cov[1][1])), "neg_log_l_di_se": float(math.sqrt(cov[0][0])),
-        "n_sizes": int(len(np.unique(df))), "lof_p": lack_of_fit_p(df, vf),
+        "n_sizes": int(m), "lof_p": lack_of_fit_p(df, vf), **curvature(d, v),  # straightness over every size given
     }
 
 
@@ -276,10 +328,12 @@ def ranking(fits: pd.DataFrame, eval_set: str = "val") -> pd.DataFrame:
 
 
 def hinge_change(sizes, values, at: float) -> dict:
-    """The change of slope at ``at`` in log-log space (OLS of log L on log D and max(0, log D - log at)):
-    > 0 means the curve flattens there. Returns bend_change, bend_change_se and df_resid."""
+    """The change of slope at ``at`` in log-log space (OLS of the mean log value at each size on log D
+    and max(0, log D - log at)): > 0 means the curve flattens there. Returns bend_change,
+    bend_change_se and df_resid (sizes - 3)."""
     d, v = _check(sizes, values, "loss")
-    x, y = np.log(d), np.log(v)
+    distinct, y, _ = size_means(d, v)
+    x = np.log(distinct)
     X = np.column_stack([x, np.maximum(0.0, x - math.log(at))])
     import statsmodels.api as sm
 
@@ -309,13 +363,9 @@ def capacity_table(metrics: pd.DataFrame, d_i: float, source: str, eval_set: str
     small_all = rows[0].iloc[0]
     hinge = small_all["bend_size"]
     if not (isinstance(hinge, float) and np.isfinite(hinge)):
-        small = parts["small"]
-        distinct = np.unique(small["size"])
+        distinct, y, _ = size_means(parts["small"]["size"], parts["small"]["loss"])
         if len(distinct) >= 5:  # the small model's best hinge, significant or not
-            sse = []
-            for h in distinct[2:-1]:
-                sse.append((float(np.sum(np.square(_ols_hinge_resid(small["size"], small["loss"], h)))), float(h)))
-            hinge = min(sse)[1]
+            hinge = min((float(np.sum(_hinge_resid(np.log(distinct), y, h)[0] ** 2)), float(h)) for h in distinct[2:-1])[1]
         else:
             hinge = None
     if hinge is not None:
@@ -326,13 +376,6 @@ def capacity_table(metrics: pd.DataFrame, d_i: float, source: str, eval_set: str
                                            **hinge_change(part["size"], part["loss"], hinge),
                                            "fit_min_size": float(part["size"].min()), "fit_max_size": float(part["size"].max())}]))
     return pd.concat(rows, ignore_index=True)
-
-
-def _ols_hinge_resid(sizes, values, at: float) -> np.ndarray:
-    x, y = np.log(np.asarray(sizes, float)), np.log(np.asarray(values, float))
-    X = np.column_stack([np.ones(len(x)), x, np.maximum(0.0, x - math.log(at))])
-    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
-    return y - X @ coef
 
 
 def mix_table(metrics: pd.DataFrame, real_fit, d_i: float, eval_set: str = "val", alpha: float = 0.05) -> pd.DataFrame:
@@ -362,6 +405,38 @@ def mix_table(metrics: pd.DataFrame, real_fit, d_i: float, eval_set: str = "val"
                          "exchange_rate": (size - n_real) / (d_eq - n_real) if d_eq > n_real else float("inf"),
                          "extrapolated": bool(d_eq > real["size"].max())})
     return pd.DataFrame(rows)
+
+
+def crossover(mix: pd.DataFrame, d_i: float, alpha: float = 0.05) -> dict:
+    """The real-set size below which adding a mix's synthetic images lowers val loss: the zero of a
+    line fitted to the gain (``mix_table``'s, mean over seeds at each real count n) against
+    log(n / D_I), with Fieller's (1 - alpha) interval for that zero (unbounded when the slope is not
+    separated from 0). Returns n_star, n_lo, n_hi (real images; NaN / inf where undefined), the slope
+    with its interval, and the number of real counts used."""
+    from scipy import stats
+
+    g = mix.groupby("real_images")["gain"].mean()
+    out = {"n_star": float("nan"), "n_lo": float("nan"), "n_hi": float("nan"), "slope": float("nan"), "slope_lo": float("nan"),
+           "slope_hi": float("nan"), "counts": int(len(g))}
+    if len(g) < 3:
+        return out
+    x, y = np.log(g.index.to_numpy(float) / d_i), g.to_numpy(float)
+    res = _ols(x, y)
+    (a, b), ci_b, V = res.params, res.conf_int(alpha)[1], res.cov_params()
+    out.update(slope=float(b), slope_lo=float(ci_b[0]), slope_hi=float(ci_b[1]))
+    if b >= 0:
+        return out  # the gain does not fall as real images grow: no size below which it helps
+    t = float(stats.t.ppf(1 - alpha / 2, res.df_resid))
+    grow = lambda v: d_i * math.exp(min(v, 700.0))  # noqa: E731  (a line that barely falls puts its zero far away: inf, not an error)
+    out["n_star"] = grow(-a / b)
+    qa, qb, qc = b * b - t * t * V[1][1], 2 * (a * b - t * t * V[0][1]), a * a - t * t * V[0][0]
+    if qa > 0 and qb * qb - 4 * qa * qc >= 0:  # a bounded Fieller interval
+        r = math.sqrt(qb * qb - 4 * qa * qc)
+        lo, hi = sorted(((-qb - r) / (2 * qa), (-qb + r) / (2 * qa)))
+        out.update(n_lo=grow(lo), n_hi=grow(hi))
+    else:
+        out.update(n_lo=0.0, n_hi=float("inf"))
+    return out
 
 
 def study_fits(metrics: pd.DataFrame, d_i: float, alpha: float = 0.05, n_boot: int = 1000, seed: int = 0,

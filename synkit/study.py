@@ -322,6 +322,54 @@ def nested_problems(plan: dict[str, dict], defaults: dict[str, dict], source: st
             except (TypeError, ValueError) as err:
                 problems.append(f"{source}: {key} of {stem} is invalid: {err}")
     problems += _source_problems(plan, defaults, source)
+    if not problems:
+        problems += _ladder_problems(plan, defaults, source)
+    return problems
+
+
+def _ladder_problems(plan: dict[str, dict], defaults: dict[str, dict], source: str) -> list[str]:
+    """04_train's ladder built from the world (D_I is its real split) and 02_generate's image counts:
+    every ladder source needs >= 3 of the sizes for a fit, found now rather than after hours of training."""
+    if "04_train" not in plan:
+        return []
+    from synkit.generate import parse_ladder_config
+    from synkit.train import ladder_sizes
+    from synkit.worlds import load_world
+
+    t = {**defaults.get("04_train", {}), **plan["04_train"]}
+    g = {**defaults.get("02_generate", {}), **plan.get("02_generate", {})}
+    try:
+        world = load_world(t.get("world", "fashion"), t.get("world_root"), t.get("web_size", 50_000), t.get("real_size", 10_000),
+                           t.get("split_seed", 0), t.get("ood_roots"), t.get("class_map"), t.get("image_size"))
+        d_i = len(world.split("real"))
+        sizes = sorted(t.get("sizes") or ladder_sizes(d_i, t.get("min_size", 0), t.get("max_factor", 2.0)))
+    except (ValueError, OSError) as err:
+        return [f"{source}: the ladder of 04_train cannot be built: {err}"]
+    classes = len(world.classes)
+    from synkit.families import GENERATOR_KEYS, generator_entries
+    from synkit.generate import config_name
+
+    counts = {}  # PROMPT_SET@CFG and configuration folder -> images 02_generate makes
+    for entry in generator_entries(g.get("generators") or [], {k: g.get(k) for k in GENERATOR_KEYS}):
+        made = {(ps, float(x)): entry.get("images_per_class") or 50 for ps in entry.get("prompt_sets") or [] for x in entry.get("guidance_scales") or []}
+        for spec in entry.get("ladder_configs") or []:
+            pair, n = parse_ladder_config(spec)
+            made[pair] = n or entry.get("ladder_images_per_class") or entry.get("images_per_class") or 50
+        for (ps, x), n in made.items():
+            counts[f"{ps}@{x:g}"] = counts[config_name(entry["generator_name"], ps, x)] = n * classes
+    problems = []
+    for spec in [*(t.get("sources") or []), *([t["capacity_source"]] if t.get("capacity_source") else [])]:
+        base, plus, frac = str(spec).partition("+real:")
+        if base == "real":
+            cap = d_i
+        else:
+            images = counts.get(base, 0)
+            cap = min(images / (1 - float(frac)), d_i / float(frac)) if plus else images
+        fit = [n for n in sizes if n <= cap + 1e-9]
+        if len(fit) < 3:
+            problems.append(f"{source}: source {spec!r} of 04_train reaches {int(cap)} images (D_I = {d_i} in world "
+                            f"{t.get('world', 'fashion')!r}), enough for {len(fit)} of the sizes {sizes}; a fit needs at least 3: "
+                            "leave sizes and min_size unset (the ladder then follows D_I) or generate more images.")
     return problems
 
 

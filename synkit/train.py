@@ -113,13 +113,18 @@ def config_from(values: dict, world: str = "fashion") -> TrainConfig:
 # ---------------------------------------------------------------- ladder and schedule
 
 
-def ladder_sizes(d_i: int, min_size: int, max_factor: float = 2.0, per_doubling: int = 1) -> list[int]:
-    """Log-spaced sizes D_I * 2^(j / per_doubling) from ``min_size`` up to ``max_factor * D_I``;
-    D_I itself is always one of them."""
-    if min_size < 1 or min_size > d_i:
-        raise ValueError(f"min_size={min_size} is invalid; it must be between 1 and D_I={d_i}.")
+LADDER_DOUBLINGS = 5  # a derived ladder: D_I / 32 .. D_I, six sizes over 1.5 decades (the paper fits 0.125M-4M, 32x)
+
+
+def ladder_sizes(d_i: int, min_size: int = 0, max_factor: float = 2.0, per_doubling: int = 1) -> list[int]:
+    """Log-spaced sizes D_I * 2^(j / per_doubling) from ``min_size`` (0: D_I / 2^LADDER_DOUBLINGS, so
+    the ladder follows the world's D_I) up to ``max_factor * D_I``; D_I itself is always one of them."""
+    if min_size < 0 or min_size > d_i:
+        raise ValueError(f"min_size={min_size} is invalid; it must be between 1 and D_I={d_i} (or 0: D_I / {2 ** LADDER_DOUBLINGS}).")
     if max_factor < 1:
         raise ValueError(f"max_factor={max_factor} is invalid; it must be >= 1 (the synthetic ladder reaches at least D_I).")
+    if not min_size:
+        min_size = max(1, int(round(d_i / 2**LADDER_DOUBLINGS)))
     lo = math.floor(per_doubling * math.log2(min_size / d_i) + 1e-9)
     hi = math.floor(per_doubling * math.log2(max_factor) + 1e-9)
     sizes = sorted({int(round(d_i * 2 ** (j / per_doubling))) for j in range(lo, hi + 1)})
@@ -195,8 +200,10 @@ def take(images: np.ndarray, labels: np.ndarray, order: np.ndarray, n: int, what
     return images[idx], labels[idx]
 
 
-def subset(source: Source, size: int, real: tuple[np.ndarray, np.ndarray], synthetic: tuple[np.ndarray, np.ndarray] | None, seed: int):
-    """The nested training set of ``size`` images of ``source`` (uint8 images, labels)."""
+def subset(source: Source, size: int, real: tuple[np.ndarray, np.ndarray], synthetic: tuple[np.ndarray, np.ndarray] | None, seed):
+    """The nested training set of ``size`` images of ``source`` (uint8 images, labels): the first
+    images of a class-balanced order of each pool drawn with ``seed`` (an int or a list of ints), so
+    one seed's sizes are nested and every seed draws its own subsets (the replicates vary the data)."""
     real_images, real_labels = real
     n_real = size if source.config is None else int(round(size * source.real_fraction))
     parts = []
@@ -204,8 +211,7 @@ def subset(source: Source, size: int, real: tuple[np.ndarray, np.ndarray], synth
         parts.append(take(real_images, real_labels, balanced_order(real_labels, seed), n_real, "the real pool"))
     if size - n_real:
         images, labels = synthetic
-        # generated images are stored index-major already: their order is the stored order
-        parts.append(take(images, labels, np.arange(len(labels)), size - n_real, f"configuration {source.config}"))
+        parts.append(take(images, labels, balanced_order(labels, seed), size - n_real, f"configuration {source.config}"))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
@@ -299,8 +305,8 @@ class ShardImages:
             return Image.open(io.BytesIO(f.read(size))).convert("RGB")
 
 
-def file_subset(source: Source, size: int, real, synthetic: ShardImages | None, seed: int, transform) -> torch.utils.data.Dataset:
-    """The nested training set of ``size`` images of ``source`` for file-backed worlds."""
+def file_subset(source: Source, size: int, real, synthetic: ShardImages | None, seed, transform) -> torch.utils.data.Dataset:
+    """The nested training set of ``size`` images of ``source`` for file-backed worlds (drawn as ``subset``)."""
     labels = np.asarray(real.labels)
     n_real = size if source.config is None else int(round(size * source.real_fraction))
     parts = []
@@ -312,7 +318,7 @@ def file_subset(source: Source, size: int, real, synthetic: ShardImages | None, 
     if size - n_real:
         if size - n_real > len(synthetic):
             raise ValueError(f"configuration {source.config} has {len(synthetic)} images, fewer than the {size - n_real} the ladder asks for.")
-        parts.append(FileImages(synthetic.image, synthetic.labels, transform, np.arange(size - n_real)))
+        parts.append(FileImages(synthetic.image, synthetic.labels, transform, balanced_order(np.asarray(synthetic.labels), seed)[: size - n_real]))
     return parts[0] if len(parts) == 1 else torch.utils.data.ConcatDataset(parts)
 
 
@@ -521,7 +527,7 @@ class TrainJob:
     class_map: str | None = None
     sources: list = field(default_factory=lambda: ["real"])
     sizes: list = field(default_factory=list)  # empty: ladder_sizes(real_size, min_size, max_factor)
-    min_size: int = 625
+    min_size: int = 0  # 0: D_I / 32 (ladder_sizes)
     max_factor: float = 2.0
     sweep_size: int = 0  # > 0: also train every generated configuration at this size
     eval_sets: list = field(default_factory=list)  # empty: val and every OOD view
@@ -579,7 +585,9 @@ def plan_runs(job: TrainJob, configs: pd.DataFrame) -> pd.DataFrame:
     plan = plan.drop_duplicates(["source", "size", "model"])  # a ladder run at the sweep size serves both
     plan["sweep"] = [(s, n) in swept and m == "default" for s, n, m in zip(plan["source"], plan["size"], plan["model"])]
     d_min, d_max = min(plan["size"]), max(plan["size"])
-    plan["steps"] = [schedule_steps(s, d_min, d_max, config.steps_min, config.steps_max) for s in plan["size"]]
+    # a mix trains with the steps of real alone at its real count: compute-matched, so its gain is the images' alone
+    counts = [round(s * f) if f > 0 else s for s, f in zip(plan["size"], plan["real_fraction"])]
+    plan["steps"] = [schedule_steps(n, d_min, d_max, config.steps_min, config.steps_max) for n in counts]
     seeds = [job.seed + i for i in range(job.seeds)]
     plan = plan.merge(pd.DataFrame({"seed": seeds}), how="cross")
     return plan.sort_values(["seed", "kind", "source", "size"], kind="stable").reset_index(drop=True)
@@ -660,8 +668,8 @@ class LadderData:
                 manifest_path = Path(from_study(self.configs.set_index("config").loc[name, "manifest"], self.study))
                 if not manifest_path.exists():  # a table from another working directory: the configuration's own folder
                     manifest_path = self.study / "synthetic" / name / "manifest.parquet"
-                need = int(self.plan.loc[self.plan["config"] == name, "size"].max())
-                imgs, man = read_images(manifest_path.parent, per_class=-(-need // len(self.class_names)))
+                pool = int(self.configs.set_index("config").loc[name, "images"])  # every seed draws from the whole pool
+                imgs, man = read_images(manifest_path.parent, per_class=-(-pool // len(self.class_names)))
                 order = np.lexsort((man["class_index"].to_numpy(), man["index"].to_numpy()))
                 digest = hashlib.sha256("".join(sorted(set(man["shard_sha256"]))).encode()).hexdigest()[:16]
                 imgs = imgs[order]
@@ -675,15 +683,16 @@ class LadderData:
         config_name = row["config"] if isinstance(row["config"], str) else None
         source = Source(row["source"], config_name, row["real_fraction"])
         synth = self._synthetic(config_name) if config_name else None
+        draw = [int(self.job.split_seed), int(row["seed"])]  # each training seed draws its own nested subsets
         if self.files:
-            images, labels = file_subset(source, row["size"], self.real, synth[0] if synth else None, self.job.split_seed, self.train_tf), None
+            images, labels = file_subset(source, row["size"], self.real, synth[0] if synth else None, draw, self.train_tf), None
         else:
-            images, labels = subset(source, row["size"], self.real_data, synth[:2] if synth else None, self.job.split_seed)
-        # the curve runs (ladder) are measured on every eval set; sweep and capacity runs answer questions about val only
-        names = self.eval_names if row["kind"] == "ladder" else self.eval_names[:1]
+            images, labels = subset(source, row["size"], self.real_data, synth[:2] if synth else None, draw)
+        # ladder and sweep runs are measured on every eval set (the sweep: prompts out of distribution); capacity runs on val only
+        names = self.eval_names if row["kind"] in ("ladder", "sweep") else self.eval_names[:1]
         evals = {k: self.evals[k] for k in names}
         data_key = json.dumps({**self.common, "eval_sets": names, "source": row["source"], "size": row["size"],
-                               "shards": synth[2] if synth else None}, sort_keys=True)
+                               "shards": synth[2] if synth else None, "draw": draw}, sort_keys=True)
         model_dir = safe_name(row["source"]) if row["model"] == "default" else f"{safe_name(row['source'])}/{row['model']}"
         run_dir = self.study / "train" / "runs" / model_dir / f"n{row['size']:08d}-s{row['seed']}"
         run_config = dataclasses.replace(self.small if row["model"] == "small" else self.config, seed=int(row["seed"]))

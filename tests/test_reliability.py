@@ -27,7 +27,7 @@ STUDY_CASES = [  # (--set override, words the error must contain)
     ("sede=1", "unknown key 'sede'"),
     ("web_size=abc", "web_size='abc' is invalid"),
     ("real_size=-5", "real_size=-5 is invalid"),
-    ("04_train.min_size=0", "min_size=0 is invalid"),
+    ("04_train.min_size=-1", "min_size=-1 is invalid"),
     ("07_clip.clip_max_scale=0", "clip_max_scale=0 is invalid"),
     ("02_generate.guidance_scales=[]", "guidance_scales=[] is invalid"),
     ("02_generate.guidance_scales=[-1.0]", "guidance_scales=[-1.0] is invalid"),
@@ -51,6 +51,17 @@ def test_bad_parameters_are_named_and_nothing_runs(tmp_path, override, words):
     assert words in message and "\n" not in message.strip()
     assert earlier.read_bytes() == b"earlier results"
     assert not (out / "smoke" / "notebooks").exists()
+
+
+def test_a_ladder_that_cannot_be_fitted_is_refused_before_anything_runs(tmp_path):
+    # the ladder is built from the world: real's D_I is 2000, so only 30 and 60 of these sizes are real's (and the generated
+    # pools of 120 images reach the same two): one sentence per source, and no notebook starts
+    with pytest.raises(study.StudyError) as err:
+        study.run(ROOT / "parameters" / "smoke.yaml", sets=[f"outputs_dir={tmp_path}", "04_train.sizes=[30, 60, 4000, 8000]"], progress=False)
+    lines = str(err.value).strip().splitlines()
+    assert "source 'real' of 04_train reaches 2000 images (D_I = 2000 in world 'fashion'), enough for 2" in lines[0]
+    assert all("a fit needs at least 3" in line for line in lines)
+    assert not (tmp_path / "smoke" / "notebooks").exists()
 
 
 def test_output_folder_that_is_a_file(tmp_path):

@@ -18,8 +18,11 @@ def test_ladder_sizes_are_log_spaced_and_contain_d_i():
     assert train.ladder_sizes(10_000, 625, 2.0) == [625, 1250, 2500, 5000, 10_000, 20_000]
     assert train.ladder_sizes(10_000, 625, 1.0) == [625, 1250, 2500, 5000, 10_000]
     assert 10_000 in train.ladder_sizes(10_000, 1000, 4.0, per_doubling=2)
-    with pytest.raises(ValueError, match="min_size=0"):
-        train.ladder_sizes(10_000, 0)
+    # unset (0), the ladder follows D_I: six sizes over 1.5 decades up to it, then the synthetic extension
+    assert train.ladder_sizes(10_000, 0, 2.0) == [312, 625, 1250, 2500, 5000, 10_000, 20_000]
+    assert train.ladder_sizes(4000, 0, 1.0) == [125, 250, 500, 1000, 2000, 4000]
+    with pytest.raises(ValueError, match="min_size=-1"):
+        train.ladder_sizes(10_000, -1)
 
 
 def test_steps_are_linear_in_log_size():
@@ -49,6 +52,31 @@ def test_subsets_nest_and_mixes_keep_their_fraction():
     assert (images[:, 0, 0] == 255).sum() == 30 and len(labels) == 40
     with pytest.raises(ValueError, match="configuration c has 60 images, fewer than the 70"):
         train.subset(mix, 93, real, synth, 0)
+
+
+def test_each_seed_draws_its_own_nested_subsets_and_a_mix_shares_real_alones_draw():
+    real = (np.arange(200, dtype=np.uint8).reshape(200, 1, 1), np.repeat(np.arange(10), 20))
+    synth = (np.arange(200, dtype=np.uint8).reshape(200, 1, 1) + 50, np.tile(np.arange(10), 20))
+    keys = lambda images: {x.tobytes() for x in images}  # noqa: E731
+    for seed in ([0, 0], [0, 1]):
+        small, big = (keys(train.subset(train.Source("real"), n, real, None, seed)[0]) for n in (20, 100))
+        assert small <= big  # nested within a seed
+        s_small, s_big = (keys(train.subset(train.Source("c", "c"), n, real, synth, seed)[0]) for n in (20, 100))
+        assert s_small <= s_big
+    a, b = (keys(train.subset(train.Source("real"), 50, real, None, seed)[0]) for seed in ([0, 0], [0, 1]))
+    assert a != b and len(a & b) < 40  # two seeds: two draws of the real pool
+    a, b = (keys(train.subset(train.Source("c", "c"), 50, real, synth, seed)[0]) for seed in ([0, 0], [0, 1]))
+    assert a != b  # and of the generated pool
+    real_part = train.subset(train.Source("c+real:0.5", "c", 0.5), 60, real, synth, [0, 1])[0][:30]
+    assert keys(real_part) == keys(train.subset(train.Source("real"), 30, real, None, [0, 1])[0])  # the mix adds to real's own draw
+
+
+def test_a_mix_trains_the_steps_of_real_alone_at_its_real_count():
+    configs = pd.DataFrame({"config": ["m-classnames-cfg2"], "prompt_set": ["classnames"], "guidance_scale": [2.0], "images": [2000]})
+    job = train.TrainJob(study_dir="x", real_size=400, sources=["real", "classnames@2+real:0.5"], sizes=[50, 100, 200, 400, 800])
+    plan = train.plan_runs(job, configs).set_index(["source", "size"])["steps"]
+    for n in (100, 200, 400):
+        assert plan[("m-classnames-cfg2+real:0.5", 2 * n)] == plan[("real", n)]
 
 
 def test_sources_resolve_and_bad_ones_name_the_valid_choices():
