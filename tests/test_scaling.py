@@ -90,3 +90,34 @@ def test_fit_table_curves_residuals_and_ranking():
         scaling.fit_table(metrics[metrics["size"] <= 1250], 10_000)
     recorded = scaling.fit_table(metrics[metrics["size"] <= 1250], 10_000, errors="record")
     assert recorded["error"].str.contains("at least 3").all()
+
+
+def test_points_that_share_a_size_count_once():
+    # three seeds at each of 6 sizes: the interval has 6 - 2 degrees of freedom, and a shared shift of one size's points moves
+    # the fit as one point would (the seeds pooled as independent points gave 16)
+    rng = np.random.default_rng(3)
+    sizes = np.repeat([125, 250, 500, 1000, 2000, 4000], 3)
+    loss = np.exp(-0.2 * np.log(sizes / 4000) + rng.normal(0, 0.01, len(sizes)))
+    fit = scaling.fit_power_law(sizes, loss, d_i=4000, n_boot=0)
+    assert fit["df_resid"] == 4 and fit["n_sizes"] == 6 and fit["n_points"] == 18
+    means = scaling.fit_power_law(np.unique(sizes), np.exp([np.log(loss[sizes == s]).mean() for s in np.unique(sizes)]), d_i=4000, n_boot=0)
+    assert math.isclose(fit["k"], means["k"]) and math.isclose(fit["k_se"], means["k_se"])
+
+
+def test_curvature_rejects_a_bent_line_and_not_a_straight_one():
+    sizes = np.repeat([125, 250, 500, 1000, 2000, 4000], 3)
+    x = np.log(sizes / 4000)
+    rng = np.random.default_rng(2)
+    bent = scaling.curvature(sizes, np.exp(-0.2 * x + 0.05 * x * x + rng.normal(0, 0.01, len(x))))
+    straight = scaling.curvature(sizes, np.exp(-0.2 * x + rng.normal(0, 0.01, len(x))))
+    assert bent["curve"] > 0 and bent["curve_p"] < 0.01
+    assert straight["curve_p"] > 0.05
+
+
+def test_crossover_of_a_known_gain_line():
+    n = np.array([125, 250, 500, 1000, 2000, 4000])
+    gain = 0.25 - 0.1 * np.log2(n / 125) + np.array([0.004, -0.003, 0.002, -0.004, 0.003, -0.002])  # zero at 125 * 2^2.5 = 707
+    cross = scaling.crossover(pd.DataFrame({"real_images": n, "gain": gain}), d_i=4000)
+    assert abs(cross["n_star"] - 707) < 30 and cross["n_lo"] < 707 < cross["n_hi"] and cross["slope_hi"] < 0
+    flat = scaling.crossover(pd.DataFrame({"real_images": n, "gain": 0.1 + 0.01 * np.log2(n)}), d_i=4000)
+    assert not np.isfinite(flat["n_star"])  # a gain that does not fall has no crossover
