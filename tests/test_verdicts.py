@@ -47,7 +47,8 @@ def null_study(rng: np.random.Generator, effect: float = 0.0) -> Study:
                 u = rng.normal(0, SIZE_SD)
                 shared[(source, view, size)] = u
                 for seed in SEEDS:
-                    add(source, "ladder", size, seed, view, -k * math.log(size / D_I) + u + rng.normal(0, POINT_SD), classes=view == "val")
+                    add(source, "ladder", size, seed, view, -k * math.log(size / D_I) + u + rng.normal(0, POINT_SD),
+                        classes=view == "val" and source in ("real", SOURCES[0]))  # per class: real and the per-class setting's source
     for size in SIZES[1:]:  # the mix holds size / 2 real images: the same law as real alone at its real count
         u = rng.normal(0, SIZE_SD)
         for seed in SEEDS:
