@@ -225,8 +225,14 @@ def metric_values(table: pd.DataFrame, metric: str) -> pd.Series:
 
 def seed_slopes(sizes, values, seeds) -> np.ndarray:
     """k of each seed's points alone (seeds with >= 3 distinct sizes)."""
-    table = pd.DataFrame({"x": np.log(np.asarray(sizes, float)), "y": np.log(np.asarray(values, float)), "seed": np.asarray(seeds)})
-    return np.array([-np.polyfit(g["x"], g["y"], 1)[0] for _, g in table.groupby("seed") if g["x"].nunique() >= 3])
+    x, y, seeds = np.log(np.asarray(sizes, float)), np.log(np.asarray(values, float)), np.asarray(seeds)
+    out = []
+    for s in np.unique(seeds):
+        mine = seeds == s
+        if len(np.unique(x[mine])) >= 3:
+            xs = x[mine] - x[mine].mean()
+            out.append(-float(xs @ (y[mine] - y[mine].mean()) / (xs @ xs)))
+    return np.array(out)
 
 
 def fit_table(metrics: pd.DataFrame, d_i: float, metric: str = "loss", by=("source", "eval_set"), alpha: float = 0.05,

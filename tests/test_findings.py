@@ -178,12 +178,12 @@ def make_study(root, flip=(), flat: bool = False, seed: int = 0, learned_nothing
                 if flat:
                     top1 = 0.3
                 coarse = 0.5 + (-0.05 if "8d" in f and setup == "synthetic" else 0.05) * math.log2(scale / 1000)
-                for task, value in (("fine", top1), ("coarse", 0.5 if flat else coarse)):
-                    clip_rows.append({"setup": setup, "scale": scale, "seed": seed_, "eval_set": "val", "task": task,
+                for task, value in (("classes", top1), ("coarse", 0.5 if flat else coarse)):
+                    clip_rows.append({"setup": setup, "scale": scale, "seed": seed_, "eval_set": "val" if task == "classes" else "val-coarse", "task": task,
                                       "top1": value + rng.normal(0, 0.05 if flat else 0.005), "loss": law(k, 0.5, scale, noise, rng)})
     clip_metrics = pd.DataFrame(clip_rows)
     write_parquet(clip_metrics, root / "clip" / "metrics.parquet")
-    fine = clip_metrics[clip_metrics["task"] == "fine"].rename(columns={"setup": "source", "scale": "size"})
+    fine = clip_metrics[clip_metrics["task"] == "classes"].rename(columns={"setup": "source", "scale": "size"})
     write_parquet(scaling.fit_table(fine, 8000, "loss", n_boot=0), root / "clip" / "fits.parquet")
     return root
 

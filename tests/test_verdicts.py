@@ -77,14 +77,15 @@ def null_study(rng: np.random.Generator, effect: float = 0.0) -> Study:
     clip_rows = []  # the seeds of a scale share its captions: an effect per (setup, scale, task) beside each run's own noise
     for setup in ("real", "synthetic", "mixed"):
         for n in (500, 1000, 2000, 4000, 8000):
-            for task in ("fine", "coarse"):
+            for task in ("classes", "coarse"):
                 u, w = rng.normal(0, 0.02), rng.normal(0, 0.02)
                 for seed in SEEDS:
-                    top1 = (0.3 + 0.05 * math.log2(n / 1000) if task == "fine" else 0.5) + u + rng.normal(0, 0.02)
-                    clip_rows.append({"setup": setup, "scale": n, "seed": seed, "eval_set": "val", "task": task, "top1": top1,
+                    top1 = (0.3 + 0.05 * math.log2(n / 1000) if task == "classes" else 0.5) + u + rng.normal(0, 0.02)
+                    clip_rows.append({"setup": setup, "scale": n, "seed": seed, "eval_set": "val" if task == "classes" else "val-coarse",
+                                      "task": task, "top1": top1,
                                       "loss": math.exp(-0.2 * math.log(n / 8000) + w + rng.normal(0, 0.02))})
     clip = pd.DataFrame(clip_rows)
-    fine = clip[clip["task"] == "fine"].rename(columns={"setup": "source", "scale": "size"})
+    fine = clip[clip["task"] == "classes"].rename(columns={"setup": "source", "scale": "size"})
     tables = {"metrics": metrics, "configs": configs, "quality": quality, "fits": fits, "extended": fits,
               "capacity": scaling.capacity_table(metrics, D_I, SOURCES[0], n_boot=0), "mix": scaling.mix_table(metrics, real_fit, D_I),
               "classes": per_class.build_table(metrics, quality, D_I, n_boot=0), "clip_metrics": clip,

@@ -186,11 +186,8 @@ def prompts_quality(study: Study, add) -> None:
         return
     level = ALPHA / len(pairs)
     for letter, col, sign in (("e", "diversity", 1), ("f", "f1", -1)):
-        tests = []
-        for g, n, d in pairs:
-            a = q[(q["prompt_set"] == d) & (q["guidance_scale"] == g)].set_index("class_index")[col]
-            b = q[(q["prompt_set"] == n) & (q["guidance_scale"] == g)].set_index("class_index")[col]
-            tests.append((g, d, paired((sign * (a - b)).dropna().to_numpy(), level)))
+        table = q.pivot_table(index="class_index", columns=["prompt_set", "guidance_scale"], values=col)
+        tests = [(g, d, paired((sign * (table[(d, g)] - table[(n, g)])).dropna().to_numpy(), level)) for g, n, d in pairs]
         what = "diversity(prompt set) - diversity(class names)" if letter == "e" else "F1(class names) - F1(prompt set)"
         add(f"3{letter}", TITLES[letter], "class names < CLIP templates < IN-Captions in diversity; recognizability the other way (Figure 2)",
             f"{what}, paired over classes: " + "; ".join(f"{d}@{g:g}: {fmt_test(t)}" for g, d, t in tests),

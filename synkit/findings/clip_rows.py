@@ -24,8 +24,9 @@ def clip_val(study: Study, task: str = "fine") -> pd.DataFrame | None:
     m = study.clip_metrics
     if m is None or "seed" not in m:
         return None
-    tasks = m["task"] if "task" in m else pd.Series("fine", index=m.index)
-    v = m[(m["eval_set"] == "val") & ((tasks == "coarse") if task == "coarse" else (tasks != "coarse"))]
+    tasks = m["task"] if "task" in m else pd.Series("classes", index=m.index)
+    # the fine task is scored on "val"; the coarse task (WordNet groups of the classes) on the same images as "val-coarse"
+    v = m[(tasks == "coarse") & (m["eval_set"] == "val-coarse")] if task == "coarse" else m[(m["eval_set"] == "val") & (tasks != "coarse")]
     return v[v["setup"].isin(["real", "synthetic", "mixed"])]
 
 

@@ -93,7 +93,7 @@ def _clip_real(study: Study) -> Gate:
     m = study.clip_metrics
     if m is None or "seed" not in m:
         return Gate("clip_real", "CLIP on real pairs beats chance", None, "no CLIP runs", fix)
-    v = m[(m["eval_set"] == "val") & (m.get("task", pd.Series("fine", index=m.index)) != "coarse") & (m["setup"] == "real")]
+    v = m[(m["eval_set"] == "val") & (m.get("task", pd.Series("classes", index=m.index)) != "coarse") & (m["setup"] == "real")]
     if v.empty:
         return Gate("clip_real", "CLIP on real pairs beats chance", None, "no real CLIP runs", fix)
     small = v["scale"].min()
