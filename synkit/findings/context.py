@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from synkit.findings.rules import fmt, fmt_k
+from synkit.findings.rules import fmt_k
 
 
 def short_names(study_dir: Path) -> dict[str, str]:
@@ -161,12 +161,3 @@ class Study:
     @property
     def views(self) -> list[str]:
         return sorted(set(self.fits.loc[self.fits["metric"] == "loss", "eval_set"]) - {"val"}) if self.fits is not None else []
-
-    def seed_values(self, table: pd.DataFrame, column: str, **where) -> np.ndarray:
-        rows = table
-        for key, value in where.items():
-            rows = rows[rows[key] == value]
-        return rows.sort_values("seed")[column].to_numpy(float)
-
-    def fmt_fit(self, fit) -> str:
-        return fmt(fit["k"], fit["k_lo"], fit["k_hi"])
