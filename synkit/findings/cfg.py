@@ -62,13 +62,15 @@ def cfg_quality(study: Study, add) -> None:
 
 
 def sweep_table(study: Study) -> pd.DataFrame | None:
-    m, q = study.metrics, quality_table(study)
-    if m is None or q is None or "sweep" not in m:
-        return None
-    sweep = m[(m["class_index"] == -1) & m["sweep"]]
-    if sweep.empty:
-        return None
-    return sweep.merge(q.drop_duplicates("config")[["config", "prompt_set", "guidance_scale"]], on="config")
+    """The sweep runs' overall rows with their prompt set and CFG (built once per study: 3c-3d, 3g and 5t read it)."""
+    if "_sweep" not in study.__dict__:
+        m, q = study.metrics, quality_table(study)
+        sweep = None
+        if m is not None and q is not None and "sweep" in m:
+            sweep = m[(m["class_index"] == -1) & m["sweep"]]
+            sweep = None if sweep.empty else sweep.merge(q.drop_duplicates("config")[["config", "prompt_set", "guidance_scale"]], on="config")
+        study.__dict__["_sweep"] = sweep
+    return study.__dict__["_sweep"]
 
 
 def config_means(sweep: pd.DataFrame, eval_set: str = "val") -> pd.DataFrame:
