@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import f1_score
 
+from synkit import precision
 from synkit.generate import prompt_embeddings
 from synkit.t2i import DEFAULT_STEPS, ensure_t2i, parse_overrides
 from synkit.worlds import load_world
@@ -52,7 +53,7 @@ def train_cnn(images, labels, steps: int = 2500) -> SmallCNN:
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     for _ in range(steps):
         idx = torch.randint(0, len(x), (128,))
-        with torch.autocast("cpu", torch.bfloat16):
+        with precision.autocast("cpu"):
             loss = F.cross_entropy(net(x[idx]).float(), y[idx])
         loss.backward()
         opt.step()
@@ -77,7 +78,7 @@ def generate(pipe, prompts, guidance, steps, batch, seed=0, bf16=True, embeds=Tr
         chunk = prompts[start : start + batch]
         gens = [torch.Generator().manual_seed(seed + start + i) for i in range(len(chunk))]
         kwargs = dict(zip(("prompt_embeds", "negative_prompt_embeds"), prompt_embeddings(pipe, chunk))) if embeds else {"prompt": chunk}
-        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+        with precision.autocast("cpu", bf16):
             images = pipe(**kwargs, guidance_scale=guidance, num_inference_steps=steps, generator=gens,
                           height=32, width=32, output_type="np").images
         out.append((images[:, 2:30, 2:30, 0] * 255).round().astype(np.uint8))
@@ -128,7 +129,7 @@ def main() -> None:
     pe, ne = prompt_embeddings(pipe, prompts)
     lat = torch.randn(2 * args.batch, 4, 8, 8)
     for bf16 in (True, False):
-        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+        with torch.inference_mode(), precision.autocast("cpu", bf16):
             t_text = timed(lambda: (pipe.encode_prompt(prompts, "cpu", 1, True)), 1)
             t_unet = timed(lambda: pipe.unet(lat, 500, torch.cat([ne, pe])))
             t_vae = timed(lambda: pipe.vae.decode(lat[: args.batch] / pipe.vae.config.scaling_factor))

@@ -19,7 +19,7 @@ import numpy as np
 import open_clip
 import torch
 
-from synkit import clip
+from synkit import clip, precision
 
 
 def plain_loop(config: clip.ClipConfig, bank: torch.Tensor, tokens: torch.Tensor, steps: int) -> float:
@@ -33,7 +33,7 @@ def plain_loop(config: clip.ClipConfig, bank: torch.Tensor, tokens: torch.Tensor
     t0 = time.perf_counter()
     for _ in range(steps):
         idx = torch.randint(0, n, (config.batch_size,), generator=g)
-        with torch.autocast("cpu", torch.bfloat16, enabled=config.mixed_precision == "bf16"):
+        with precision.autocast("cpu", config.mixed_precision == "bf16"):
             img = model.encode_image(bank[idx], normalize=True)
             txt = model.encode_text(tokens[idx], normalize=True)
             loss = loss_fn(img.float(), txt.float(), model.logit_scale.exp())

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
+from synkit import precision
+
 
 def vae_step(threads: int):
     from synkit import t2i
@@ -32,7 +34,7 @@ def vae_step(threads: int):
     x = torch.randn(64, 1, 32, 32)
 
     def step():
-        with torch.autocast("cpu", torch.bfloat16):
+        with precision.autocast("cpu"):
             post = vae.encode(x).latent_dist
             rec = vae.decode(post.sample()).sample.float()
         (F.mse_loss(rec, x) + 1e-4 * post.kl().mean()).backward()
@@ -51,7 +53,7 @@ def unet_step(threads: int):
     noisy, t, cond = torch.randn(256, 4, 8, 8), torch.randint(0, 1000, (256,)), torch.randn(256, 32, 384)
 
     def step():
-        with torch.autocast("cpu", torch.bfloat16):
+        with precision.autocast("cpu"):
             loss = unet(noisy, t, cond).sample.float().pow(2).mean()
         loss.backward()
         opt.step()
@@ -71,7 +73,7 @@ def classifier_step(threads: int):
     y = torch.randint(0, 10, (128,))
 
     def step():
-        with torch.autocast("cpu", torch.bfloat16):
+        with precision.autocast("cpu"):
             loss = F.cross_entropy(model(train.augment(x, 0, 0)).float(), y)
         loss.backward()
         opt.step()

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from synkit import t2i
+from synkit import precision, t2i
 
 
 def main() -> None:
@@ -58,7 +58,7 @@ def main() -> None:
         t0 = time.perf_counter()
         for step in range(args.steps):
             noisy, t, cond, target = batch(step, new)
-            with torch.autocast("cpu", torch.bfloat16):
+            with precision.autocast("cpu"):
                 loss = F.mse_loss(unet(noisy, t, cond).sample.float(), target)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True if new else None)

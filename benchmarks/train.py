@@ -21,7 +21,7 @@ import timm.optim
 import torch
 import torch.nn.functional as F
 
-from synkit import runs, train
+from synkit import precision, runs, train
 
 
 def plain_loop(config: train.TrainConfig, x: torch.Tensor, y: torch.Tensor, steps: int, num_classes: int) -> float:
@@ -40,7 +40,7 @@ def plain_loop(config: train.TrainConfig, x: torch.Tensor, y: torch.Tensor, step
         xb = x[idx]
         if config.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cpu", torch.bfloat16, enabled=config.mixed_precision == "bf16"):
+        with precision.autocast("cpu", config.mixed_precision == "bf16"):
             loss = F.cross_entropy(model(xb).float(), y[idx])
         loss.backward()
         opt.step()

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from synkit import t2i
+from synkit import precision, t2i
 
 FAMILY_KEY_VERSION = 1
 PIXEL_STEPS = 6  # sampler steps of the pixel family (DPM-Solver++): 6 steps gave F1 within 0.01 of 10 steps at CFG 4 and 8, 1.5x faster
@@ -258,7 +258,7 @@ def train_pixel(config: PixelConfig, out_dir, progress: bool = True, checkpoint_
     pipe = build_pixel(config, channels=pixels.shape[1]).to(device)
     t0 = time.perf_counter()
     sampler = t2i.CaptionSampler(world, web, config.caption_mix)
-    with t2i._autocast(device), t2i._quiet():
+    with precision.autocast(device), t2i._quiet():
         table = encode_texts(pipe, sampler.strings)[0]["prompt_embeds"].to(torch.bfloat16).cpu()
     times["captions_s"] = time.perf_counter() - t0
     unet = pipe.unet.train()
@@ -270,13 +270,13 @@ def train_pixel(config: PixelConfig, out_dir, progress: bool = True, checkpoint_
     def step_fn(step: int) -> torch.Tensor:
         rng, gen = t2i._step_rng(config, 1, step)
         idx = rng.integers(0, len(pixels), config.batch_size)
-        cond = table[torch.from_numpy(sampler.draw(rng, idx, config.cond_dropout))].to(device)
+        cond = table[torch.from_numpy(sampler.draw(rng, idx, config.cond_dropout))].to(device, precision.compute_dtype(device))
         x = pixels[torch.from_numpy(idx)]
         noise = torch.randn(x.shape, generator=gen)
         t = torch.randint(0, noise_sched.config.num_train_timesteps, (len(x),), generator=gen)
         noisy = noise_sched.add_noise(x, noise, t)
         target = noise if config.prediction_type == "epsilon" else noise_sched.get_velocity(x, noise, t)
-        with t2i._autocast(device):
+        with precision.autocast(device):
             pred = unet(noisy.to(device), t.to(device), cond).sample[:, : x.shape[1]].float()
         loss = (pred - target.to(device)).pow(2).mean(dim=(1, 2, 3))
         if config.snr_gamma > 0:  # Min-SNR-gamma: each step's weight min(SNR, gamma) / SNR (epsilon), / (SNR + 1) (v)
@@ -362,10 +362,10 @@ def train_tokens(config: TokensConfig, out_dir, progress: bool = True, checkpoin
     def vq_step(step: int) -> torch.Tensor:
         rng, gen = t2i._step_rng(config, 0, step)
         x = pixels[torch.from_numpy(rng.integers(0, len(pixels), config.vq_batch_size))].to(device)
-        with t2i._autocast(device):
+        with precision.autocast(device):
             h = vq.encode(x).latents
         if step < config.vq_plain_steps:
-            with t2i._autocast(device):
+            with precision.autocast(device):
                 rec = vq.decoder(vq.post_quant_conv(h)).float()
             return F.mse_loss(rec, x)
         if step == config.vq_plain_steps:
@@ -375,7 +375,7 @@ def train_tokens(config: TokensConfig, out_dir, progress: bool = True, checkpoin
                 pick = torch.randperm(len(vectors), generator=gen)[: config.codebook_size]
                 vq.quantize.embedding.weight.copy_(vectors[pick.to(device)])
         quant, commit, _ = vq.quantize(h.float())
-        with t2i._autocast(device):
+        with precision.autocast(device):
             rec = vq.decoder(vq.post_quant_conv(quant)).float()
         return F.mse_loss(rec, x) + commit
 
@@ -395,7 +395,7 @@ def train_tokens(config: TokensConfig, out_dir, progress: bool = True, checkpoin
     # 2. Captions through the pipeline's own text path
     t0 = time.perf_counter()
     sampler = t2i.CaptionSampler(world, web, config.caption_mix)
-    with t2i._autocast(device), t2i._quiet():
+    with precision.autocast(device), t2i._quiet():
         table = encode_texts(pipe, sampler.strings)[0]
     pooled, states = table["prompt_embeds"].to(torch.bfloat16).cpu(), table["encoder_hidden_states"].to(torch.bfloat16).cpu()
     times["captions_s"] = time.perf_counter() - t0
@@ -416,8 +416,9 @@ def train_tokens(config: TokensConfig, out_dir, progress: bool = True, checkpoin
         ranks = torch.rand(len(idx), seq, generator=gen).argsort(1).argsort(1)
         masked = ranks < count[:, None]
         inputs = torch.where(masked, mask_id, target).view(len(idx), side, side)
-        with t2i._autocast(device):
-            logits = transformer(inputs.to(device), encoder_hidden_states=states[cap].to(device), pooled_text_emb=pooled[cap].to(device),
+        with precision.autocast(device):
+            logits = transformer(inputs.to(device), encoder_hidden_states=states[cap].to(device, precision.compute_dtype(device)),
+                                 pooled_text_emb=pooled[cap].to(device, precision.compute_dtype(device)),
                                  micro_conds=micro.expand(len(idx), -1).to(device))
         logits = logits.float().flatten(2).transpose(1, 2)  # (batch, tokens, codebook)
         return F.cross_entropy(logits[masked.to(device)], target.to(device)[masked.to(device)])

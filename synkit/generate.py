@@ -59,7 +59,6 @@ from synkit.progress import tqdm
 from synkit.files import write_json, write_parquet
 from synkit.worlds import safe_name
 
-DTYPES = ("auto", "float32", "bfloat16", "float16")
 # Pipelines whose sampler takes one generator, not one per image: the batch shares a generator
 # seeded with its first image's seed (still fixed per shard, so runs stay reproducible).
 PER_BATCH_SEED = {"AmusedPipeline"}
@@ -95,6 +94,11 @@ class GenJob:
     seed: int = 0
     extra: dict = field(default_factory=dict)  # further keyword arguments for the pipeline call
     captions: str | None = None  # a caption table (parquet): one image per caption instead of per class prompts
+
+    def __post_init__(self):
+        from synkit import precision
+
+        self.dtype = precision.resolve_dtype(self.dtype)  # as run (and keyed): auto is bfloat16 only where bf16 is native
 
     @property
     def name(self) -> str:
@@ -198,16 +202,18 @@ def load_pipeline(generator: str, dtype: str = "auto", device: str | None = None
     """A diffusers text-to-image pipeline from a hub id or local folder, on ``device``.
 
     Weights are half precision on CUDA for ``auto``; on CPU they stay float32 and ``bfloat16``
-    means autocast (see ``autocast``), which is faster on CPUs with AMX.
+    means autocast (see ``autocast``), which is faster on CPUs with avx512_bf16 or AMX (``auto`` there;
+    see ``synkit.precision``).
     """
     import diffusers
     import torch
 
     from synkit.pretrained import load_pretrained
 
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype={dtype!r} is invalid; valid values are {', '.join(DTYPES)}.")
+    from synkit import precision
+
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = precision.resolve_dtype(dtype, device)
     weights = torch.float32
     if device.startswith("cuda") and dtype in ("auto", "float16", "bfloat16"):
         weights = torch.bfloat16 if dtype == "bfloat16" else torch.float16
@@ -258,7 +264,9 @@ def autocast(pipe, dtype: str):
 
     import torch
 
-    if pipe.device.type == "cpu" and dtype == "bfloat16":
+    from synkit import precision
+
+    if pipe.device.type == "cpu" and precision.resolve_dtype(dtype, "cpu") == "bfloat16":
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 

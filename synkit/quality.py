@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from synkit.progress import tqdm
 
+from synkit import precision
 from synkit.files import write_json
 
 
@@ -103,7 +104,7 @@ def predict(model: nn.Module, images: np.ndarray, batch_size: int = 1024) -> tup
     model.eval()
     labels, feats = [], []
     for i in range(0, len(images), batch_size):
-        with torch.autocast("cpu", torch.bfloat16):
+        with precision.autocast("cpu"):
             f = model.features(_tensor(images[i : i + batch_size]))
             logits = model.head(f)
         labels.append(logits.float().argmax(1).numpy())
@@ -143,7 +144,7 @@ def train_reference(config: ReferenceConfig, out_dir: str | Path, progress: bool
             xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
             dx, dy = (int(v) for v in torch.randint(-2, 3, (2,), generator=gen))
             xb = torch.roll(xb, shifts=(dy, dx), dims=(2, 3)).contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cpu", torch.bfloat16):
+            with precision.autocast("cpu"):
                 loss = F.cross_entropy(model(xb).float(), y[idx], label_smoothing=0.05)
             loss.backward()
             opt.step()

@@ -28,9 +28,9 @@ import pandas as pd
 import torch
 
 from synkit.files import atomic_path, write_json, write_parquet
+from synkit.precision import MIXED_PRECISION  # noqa: F401  (auto, no, bf16: see synkit.precision)
 from synkit.progress import tqdm
 
-MIXED_PRECISION = ("no", "bf16")  # bf16 autocast needs no loss scaling (so no GradScaler state), on CPU or GPU; fp16 is not offered
 # Part of every run's cache key: bump it when a change to the loop changes what a run computes.
 LOOP_VERSION = 3  # 3: fused AdamW
 

@@ -220,5 +220,5 @@ def test_a_trained_clip_is_saved_for_open_clip_and_gives_its_features(tmp_path, 
 
 
 def test_clip_config_names_an_unsupported_precision():
-    with pytest.raises(ValueError, match="clip_config mixed_precision='fp16' is invalid; valid values are no, bf16"):
+    with pytest.raises(ValueError, match="clip_config mixed_precision='fp16' is invalid; valid values are auto, no, bf16"):
         clip.ClipConfig(mixed_precision="fp16")

@@ -55,9 +55,9 @@ def test_embedded_model_and_reference_learn_a_colour_folder_world(tmp_path):
     config = t2i.T2IConfig(world="folder", world_root=str(root), vae_steps=2, unet_steps=2, batch_size=8, vae_batch_size=8)
     pipe_dir = t2i.ensure_t2i(config, tmp_path / "models", progress=False)
     assert json.loads((pipe_dir / "vae" / "config.json").read_text())["in_channels"] == 3
-    pipe = generate.load_pipeline(str(pipe_dir), "bfloat16")
+    pipe = generate.load_pipeline(str(pipe_dir), "auto")
     job = generate.GenJob(prompts="", prompt_set="classnames", guidance_scale=2.0, images_per_class=1, out_dir="x", generator=str(pipe_dir),
-                          steps=2, resolution=32, resize_mode="resize", mode="RGB", dtype="bfloat16")
+                          steps=2, resolution=32, resize_mode="resize", mode="RGB", dtype="auto")
     images = generate.render(pipe, job, ["seven", "two"], [1, 2])
     assert [np.asarray(im).shape for im in images] == [(32, 32, 3)] * 2
     ref = quality.ensure_reference(quality.ReferenceConfig(world="folder", world_root=str(root), epochs=1), tmp_path / "models", progress=False)

@@ -314,5 +314,5 @@ def test_a_users_accelerate_defaults_do_not_leak_into_runs(tmp_path):
     assert done.stdout.split() == ["no", "NO"]
     cmd = runs.launch_command("synkit.train", ["job.json"], 2)
     assert cmd[cmd.index("--mixed_precision") + 1] == "no" and cmd[cmd.index("--dynamo_backend") + 1] == "no"
-    with pytest.raises(ValueError, match="mixed_precision='fp16' is invalid; valid values are no, bf16"):
+    with pytest.raises(ValueError, match="mixed_precision='fp16' is invalid; valid values are auto, no, bf16"):
         train.TrainConfig(mixed_precision="fp16")
