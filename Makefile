@@ -51,6 +51,7 @@ smoke: install
 ## threads (tests/conftest.py); the tests that read the smoke study run in one process, so it runs once.
 TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1)" 2>/dev/null || echo 1)
 test: install-test
+	$(PYTHON) -m ruff check synkit tests benchmarks notebooks
 	$(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 ## JupyterLab on the whole project (notebooks/ open first); the notebooks find outputs/ from wherever their kernel starts.

@@ -138,7 +138,7 @@ def main() -> None:
     rates = {}
     for embeds in (True, False):
         for bf16 in (True, False):
-            t = timed(lambda: generate(pipe, prompts, g, args.steps, args.batch, bf16=bf16, embeds=embeds), 2 if embeds else 1)
+            t = timed(lambda b=bf16, e=embeds: generate(pipe, prompts, g, args.steps, args.batch, bf16=b, embeds=e), 2 if embeds else 1)
             rates[(embeds, bf16)] = args.batch / t
         src = "encode_prompts embeddings" if embeds else "prompt strings"
         print(f"images/s with guidance ({src}): bf16 {rates[(embeds, True)]:.0f}, fp32 {rates[(embeds, False)]:.0f}, "

@@ -114,7 +114,7 @@ def web_captions(world, n: int, seed: int = 0, synonym_rate: float = 0.2, hypern
     rng = np.random.default_rng([seed, 7])
     classes = world.classes
     rows = []
-    for j, (i, text) in enumerate(zip(order, texts)):
+    for i, text in zip(order, texts):
         c = classes[int(labels[i])]
         u = rng.random()
         if u < synonym_rate and c.lemmas:

@@ -45,9 +45,9 @@ def start_lab(root: Path, port: int, log: Path) -> subprocess.Popen:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=2):
                 return proc
-        except OSError:
+        except OSError as error:
             if proc.poll() is not None:
-                raise AssertionError(f"jupyter lab exited: {log.read_text()[-2000:]}")
+                raise AssertionError(f"jupyter lab exited: {log.read_text()[-2000:]}") from error
             time.sleep(0.2)
     proc.kill()
     raise AssertionError(f"jupyter lab did not answer on port {port}: {log.read_text()[-2000:]}")

@@ -17,9 +17,9 @@ def fake_metrics(seed=0):
     rng = np.random.default_rng(seed)
     rows = []
     for source, ks, ls in (("real", [0.3] * 10, [0.3] * 10), ("synth", SYN_K, SYN_L)):
-        for c, (k, l) in enumerate(zip(ks, ls)):
+        for c, (k, level) in enumerate(zip(ks, ls)):
             for s in SIZES:
-                loss = l * (s / 400) ** -k * np.exp(rng.normal(0, 0.01))
+                loss = level * (s / 400) ** -k * np.exp(rng.normal(0, 0.01))
                 rows.append({"source": source, "kind": "ladder", "eval_set": "val", "class_index": c, "class_name": NAMES[c],
                              "size": s, "loss": loss, "top1": float(np.exp(-loss))})
     return pd.DataFrame(rows)

@@ -77,7 +77,7 @@ def test_output_folder_that_is_a_file(tmp_path):
 
 def test_world_and_model_paths_that_do_not_exist(tmp_path):
     with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "nope"))):
-        load_world("folder", str(tmp_path / "nope")).classes
+        _ = load_world("folder", str(tmp_path / "nope")).classes
     with pytest.raises(Exception, match=re.escape(str(tmp_path / "no_model"))):
         generate.load_pipeline(str(tmp_path / "no_model"))
     with pytest.raises(ValueError, match="model 'resnet_9000' is not a timm model name"):
@@ -92,7 +92,7 @@ def test_class_names_that_cannot_name_files(tmp_path, names, words):
     root = make_image_folder(tmp_path / "w", ["a", "b"], per_class=1)
     (tmp_path / "map.json").write_text(json.dumps(names))
     with pytest.raises(ValueError, match=re.escape(words)):
-        load_world("folder", str(root), class_map=str(tmp_path / "map.json")).classes
+        _ = load_world("folder", str(root), class_map=str(tmp_path / "map.json")).classes
 
 
 def test_slash_and_dots_in_class_names_stay_inside_the_study(tmp_path):

@@ -114,6 +114,6 @@ def test_folder_world_names_and_mapping(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"boots": "Boot"}))
     with pytest.raises(ValueError, match="names folders that train/ lacks: boots"):
-        load_world("folder", world_root=str(root), class_map=str(bad)).classes
+        _ = load_world("folder", world_root=str(root), class_map=str(bad)).classes
     with pytest.raises(ValueError, match="needs world_root"):
         load_world("folder")
