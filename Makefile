@@ -62,7 +62,7 @@ lab: install
 ## each against a plain baseline; tiny sizes without CUDA. Results: outputs/gpu_check.json
 GPU_CHECK_OUT ?= outputs/gpu_check.json
 gpu-check: install
-	$(PYTHON) -m synkit.gpu_check --out $(GPU_CHECK_OUT)
+	$(PYTHON) -m synkit.study.gpu_check --out $(GPU_CHECK_OUT)
 
 ## Every study's outputs and the cached models (outputs/models): the next study starts cold.
 clean-outputs:

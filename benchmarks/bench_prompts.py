@@ -7,9 +7,9 @@ process (reading the web split), since these machines are noisy.
 
 import time
 
-from synkit import prompts
-from synkit.captions import FashionCaptioner
-from synkit.worlds import load_world
+from synkit.data import prompts
+from synkit.data.captions import FashionCaptioner
+from synkit.data.worlds import load_world
 
 
 def timed(fn):

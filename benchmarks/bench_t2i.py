@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import f1_score
 
-from synkit import precision
-from synkit.generate import prompt_embeddings
-from synkit.t2i import DEFAULT_STEPS, ensure_t2i, parse_overrides
-from synkit.worlds import load_world
+from synkit.core import precision
+from synkit.t2i.text import prompt_embeddings
+from synkit.t2i.latent import DEFAULT_STEPS, ensure_t2i, parse_overrides
+from synkit.data.worlds import load_world
 
 
 class SmallCNN(torch.nn.Module):

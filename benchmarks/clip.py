@@ -19,7 +19,9 @@ import numpy as np
 import open_clip
 import torch
 
-from synkit import clip, precision
+from synkit.clip import ladder as clip
+
+from synkit.core import precision
 
 
 def plain_loop(config: clip.ClipConfig, bank: torch.Tensor, tokens: torch.Tensor, steps: int) -> float:
@@ -60,7 +62,7 @@ def main() -> None:
     config = clip.ClipConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size, mixed_precision=args.mixed_precision)
     tokenizer = open_clip.get_tokenizer(args.model)
     if args.model == clip.FASHION_MODEL:
-        from synkit.worlds import load_world
+        from synkit.data.worlds import load_world
 
         world = load_world("fashion")
         caps = clip.web_captions(world, args.captions)

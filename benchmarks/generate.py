@@ -17,8 +17,10 @@ from pathlib import Path
 
 import torch
 
-from synkit import generate, prompts
-from synkit.worlds import load_world
+from synkit.generate import render as generate
+
+from synkit.data import prompts
+from synkit.data.worlds import load_world
 
 
 def main() -> None:
@@ -39,7 +41,7 @@ def main() -> None:
     steps = args.steps
     path = args.generator
     if path == "embedded":
-        from synkit import t2i
+        from synkit.t2i import latent as t2i
 
         cfg = t2i.T2IConfig()
         path = str(t2i.ensure_t2i(cfg, args.models_dir))

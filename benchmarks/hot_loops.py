@@ -22,11 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
-from synkit import precision
+from synkit.core import precision
 
 
 def vae_step(threads: int):
-    from synkit import t2i
+    from synkit.t2i import latent as t2i
 
     torch.set_num_threads(threads)
     vae, _ = t2i.build_models(t2i.T2IConfig())
@@ -45,7 +45,7 @@ def vae_step(threads: int):
 
 
 def unet_step(threads: int):
-    from synkit import t2i
+    from synkit.t2i import latent as t2i
 
     torch.set_num_threads(threads)
     _, unet = t2i.build_models(t2i.T2IConfig())
@@ -63,7 +63,7 @@ def unet_step(threads: int):
 
 
 def classifier_step(threads: int):
-    from synkit import train
+    from synkit.classify import train
 
     torch.set_num_threads(threads)
     config = train.config_from({}, "fashion")
@@ -85,7 +85,7 @@ def classifier_step(threads: int):
 def clip_step(threads: int):
     import open_clip
 
-    from synkit import clip
+    from synkit.clip import ladder as clip
 
     torch.set_num_threads(threads)
     clip.register_models()

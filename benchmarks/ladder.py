@@ -19,7 +19,9 @@ import time
 
 import numpy as np
 
-from synkit import runs, train
+from synkit.engine import runs
+
+from synkit.classify import train
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ layer (forward + backward). Prints seconds per step and the bf16 / float32 ratio
     python benchmarks/precision.py
 
 Measured 2026-12-02 on an AMD EPYC with AVX2 only (no avx512_bf16, no AMX), 2 cores: conv 10.8x and linear
-8.2x slower in bf16, so ``synkit.precision`` keeps float32 on such CPUs; on an AMD EPYC with avx512_bf16 the
+8.2x slower in bf16, so ``synkit.core.precision`` keeps float32 on such CPUs; on an AMD EPYC with avx512_bf16 the
 same steps run about 2x faster in bf16.
 """
 
@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from synkit import precision
+from synkit.core import precision
 
 
 def seconds(step, bf16: bool, repeats: int = 5) -> float:

@@ -20,7 +20,11 @@ import time
 
 import numpy as np
 
-from synkit import families, generate, quality
+from synkit.t2i import families, text
+
+from synkit.generate import render as generate
+
+from synkit.classify import quality
 
 
 def main() -> None:
@@ -41,7 +45,7 @@ def main() -> None:
     values = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in args.overrides)}
     pipe_dir = families.ensure_family(families.config_for(args.family, values), args.models_dir)
     model, info = quality.load_reference(quality.ensure_reference(quality.ReferenceConfig(), args.models_dir))
-    from synkit.worlds import load_world
+    from synkit.data.worlds import load_world
 
     names = [c.name for c in load_world("fashion").classes]
     labels = np.repeat(np.arange(len(names)), args.per_class)
@@ -65,7 +69,7 @@ def main() -> None:
             job = generate.GenJob(prompts="", prompt_set=prompt_set, guidance_scale=cfg, images_per_class=args.per_class, out_dir="x",
                                   generator=str(pipe_dir), steps=steps, resolution=28, resize_mode="resize", mode="L", dtype="bfloat16",
                                   batch_size=args.batch)
-            embeds = generate.text_inputs(pipe, prompts, args.batch)
+            embeds = text.text_inputs(pipe, prompts, args.batch)
             t0 = time.perf_counter()
             images = []
             for b in range(0, len(prompts), args.batch):

@@ -15,7 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from synkit import precision, t2i
+from synkit.core import precision
+
+from synkit.t2i import latent as t2i
 
 
 def main() -> None:

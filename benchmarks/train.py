@@ -21,7 +21,11 @@ import timm.optim
 import torch
 import torch.nn.functional as F
 
-from synkit import precision, runs, train
+from synkit.core import precision
+
+from synkit.engine import runs
+
+from synkit.classify import train
 
 
 def plain_loop(config: train.TrainConfig, x: torch.Tensor, y: torch.Tensor, steps: int, num_classes: int) -> float:
@@ -67,7 +71,7 @@ def main() -> None:
         values["model_kwargs"] = json.loads(args.model_kwargs or "{}")
     config = train.config_from(values, "fashion")
     if args.image_size == 28 and args.channels == 1:
-        from synkit.worlds import load_world
+        from synkit.data.worlds import load_world
 
         real = load_world("fashion").split("real")
         images, labels = np.asarray(real.images)[: args.size], np.asarray(real.labels)[: args.size]

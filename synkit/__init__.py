@@ -1,13 +1,13 @@
 """synkit: an open study kit for the scaling laws of synthetic images."""
 
-from synkit.record import record
+from synkit.core.record import record
 
 __version__ = "0.1.0"
 __all__ = ["enter", "record", "__version__"]
 
 
 def enter(namespace: dict, notebook: str):
-    """Every notebook's first step (``synkit.study.enter``): the project root, the default study."""
-    from synkit.study import enter as _enter
+    """Every notebook's first step (``synkit.study.run.enter``): the project root, the default study."""
+    from synkit.study.run import enter as _enter
 
     return _enter(namespace, notebook)

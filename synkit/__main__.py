@@ -1,3 +1,3 @@
-from synkit.cli import main
+from synkit.study.cli import main
 
 raise SystemExit(main())

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def fashion():
-    from synkit.worlds import load_world
+    from synkit.data.worlds import load_world
 
     return load_world("fashion", web_size=20_000, real_size=2_000)
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from synkit.captions import Blip2Captioner, FashionCaptioner, ImageCaptioner, fashion_attributes, load_captioner
+from synkit.data.captions import Blip2Captioner, FashionCaptioner, ImageCaptioner, fashion_attributes, load_captioner
 
 
 def test_fashion_captions_describe_measured_attributes():

@@ -6,7 +6,10 @@ import pandas as pd
 import pytest
 import torch
 
-from synkit import clip, generate
+from synkit.analysis import clip_tables
+from synkit.clip import ladder as clip
+
+from synkit.generate import render as generate
 from tests.conftest import kill_at_checkpoint
 
 
@@ -54,9 +57,9 @@ def test_tiny_clip_trains_on_each_setup(tmp_path, fashion):
     assert set(table["setup"]) == set(clip.SETUPS) and sorted(table["scale"].unique()) == [16, 32, 64]
     assert set(table["eval_set"]) == {"val", "sketch", "silhouette", "val-coarse"}
     assert table["top1"].between(0, 1).all() and (table["loss"] > 0).all()
-    t1 = clip.table1(table)
+    t1 = clip_tables.table1(table)
     assert "average" in t1.columns and len(t1) == 9
-    assert len(clip.mixed_gain(table)) == 3 * 4
+    assert len(clip_tables.mixed_gain(table)) == 3 * 4
     # same runs again: reused, not retrained
     stamp = (tmp_path / "runs" / "mixed" / "n00000064-s0" / "run.json").stat().st_mtime_ns
     again = clip.run_ladder(caps, real, synth, evals, tasks, [16, 32, 64], config, tmp_path, progress=False)
@@ -91,7 +94,7 @@ def test_a_killed_clip_run_resumes_and_matches(tmp_path, fashion, tiny_sd):
     job_file = tmp_path / "job.json"
     job_file.write_text(json.dumps({"study_dir": str(killed), **spec}))
     ckpt = killed / "clip" / "runs" / "mixed" / "n00000064-s0" / "checkpoint.pt"
-    assert kill_at_checkpoint("synkit.clip", job_file, ckpt), "the CLIP run never wrote a checkpoint before it was killed"
+    assert kill_at_checkpoint("synkit.clip.ladder", job_file, ckpt), "the CLIP run never wrote a checkpoint before it was killed"
     resumed = clip.run_job(clip.ClipJob(study_dir=str(killed), **spec), progress=False)
     runs = pd.read_parquet(killed / "clip" / "runs.parquet")
     assert runs["resumed_from"].iloc[0] > 0 and not ckpt.exists()

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from synkit import clip
-from synkit.clip_stream import CaptionStream, StreamSpec, caption_table, records, expand_urls, shuffled, takes_synthetic, write_pairs
+from synkit.clip import ladder as clip
+from synkit.clip.stream import CaptionStream, StreamSpec, caption_table, records, expand_urls, shuffled, takes_synthetic, write_pairs
 
 
 def _pairs(fashion, n):
@@ -124,7 +124,7 @@ def test_a_streaming_job_trains_saves_and_resumes_after_a_kill(tmp_path, fashion
     job_file = tmp_path / "job.json"
     job_file.write_text(json.dumps({"study_dir": str(killed), **spec}))
     ckpt = killed / "clip" / "runs" / "mixed" / "n00000064-s0" / "checkpoint.pt"
-    assert kill_at_checkpoint("synkit.clip", job_file, ckpt), "the streaming run never wrote a checkpoint before it was killed"
+    assert kill_at_checkpoint("synkit.clip.ladder", job_file, ckpt), "the streaming run never wrote a checkpoint before it was killed"
     resumed = clip.run_job(clip.ClipJob(study_dir=str(killed), **spec), progress=False)
     run_table = pd.read_parquet(killed / "clip" / "runs.parquet")
     assert run_table.set_index("captions").loc[64, "resumed_from"] > 0
@@ -136,8 +136,8 @@ MEMORY_SCRIPT = textwrap.dedent("""
     import json, resource, sys, tempfile
     from pathlib import Path
     import numpy as np, pandas as pd, torch
-    from synkit import clip
-    from synkit.clip_stream import StreamSpec
+    from synkit.clip import ladder as clip
+    from synkit.clip.stream import StreamSpec
     torch.set_num_threads(1)
     n, shards = int(sys.argv[1]), sys.argv[2]
     config = clip.ClipConfig(epochs=1, batch_size=128, checkpoint_every=10**6)

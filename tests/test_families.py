@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from synkit import families, generate
+from synkit.t2i import families, text
+
+from synkit.generate import render as generate
 
 TINY = {
     "embedded-pixel": families.PixelConfig(web_size=64, real_size=16, unet_channels=(8, 16, 16), cross_attention_dim=16, unet_steps=6,
@@ -46,7 +48,7 @@ def test_family_saves_reloads_through_its_pipeline_class_and_generates_determini
 
     name, folder = family
     cls = getattr(diffusers, PIPELINES[name])
-    generate.load_pipeline(str(folder), "float32", device="cpu")  # imports the components' modules (synkit.minilm)
+    generate.load_pipeline(str(folder), "float32", device="cpu")  # imports the components' modules (synkit.t2i.minilm)
     for loader in (cls, diffusers.DiffusionPipeline):
         pipe = loader.from_pretrained(str(folder))
         assert type(pipe) is cls
@@ -56,7 +58,7 @@ def test_family_saves_reloads_through_its_pipeline_class_and_generates_determini
     assert _images(pipe, name).tolist() == first.tolist()  # same seeds, same images
     assert not np.array_equal(_images(pipe, name, prompt=PROMPTS[::-1]), first)
     # the text arguments synkit computes once per prompt equal the pipeline's own text path
-    np.testing.assert_allclose(_images(pipe, name, **generate.text_inputs(pipe, PROMPTS)), first, atol=1e-5)
+    np.testing.assert_allclose(_images(pipe, name, **text.text_inputs(pipe, PROMPTS)), first, atol=1e-5)
     info = generate.generator_id(str(folder))
     assert info == f"embedded:{families.cache_key(TINY[name])}"
 
@@ -92,7 +94,7 @@ def test_killed_family_training_resumes_to_the_same_weights(family, tmp_path):
         if at_stage == stage and step == 3:
             raise Killed
 
-    train = families.TRAIN[name]
+    train = {"embedded-pixel": families.train_pixel, "embedded-tokens": families.train_tokens}[name]
     with pytest.raises(Killed):
         train(config, tmp_path, progress=False, checkpoint_every=2, callback=kill)
     assert list(tmp_path.glob("checkpoint-*.pt")) and not (tmp_path / "pipeline").exists()
@@ -147,7 +149,7 @@ def test_generator_entries_merge_over_the_notebook_parameters():
 
 
 def test_a_caption_form_without_weight_is_neither_drawn_nor_encoded():
-    from synkit import t2i
+    from synkit.t2i import latent as t2i
 
     world, web = t2i.web_split(TINY["embedded-pixel"])
     every = t2i.CaptionSampler(world, web, (1, 1, 1, 1, 1))
@@ -160,8 +162,8 @@ def test_a_caption_form_without_weight_is_neither_drawn_nor_encoded():
 
 def test_the_token_transformer_knows_where_a_fully_masked_token_is(tmp_path):
     # UVit2DModel alone gives every inner token of a fully masked grid the same logits (its convs see only padding
-    # at the borders); the learned position embedding of synkit.uvit tells the positions apart, and round-trips
-    from synkit.uvit import PositionalUVit2DModel
+    # at the borders); the learned position embedding of synkit.t2i.uvit tells the positions apart, and round-trips
+    from synkit.t2i.uvit import PositionalUVit2DModel
 
     config = dataclasses.replace(TINY["embedded-tokens"], downsample=False)
     masked = torch.full((1, 14, 14), config.codebook_size)
@@ -183,8 +185,8 @@ def test_the_pixel_familys_text_encoder_reads_what_a_32_token_tokenizer_gives():
     tokenizer truncates (a long caption ends in [SEP]), with the token states unchanged."""
     from transformers import BertConfig, BertTokenizerFast
 
-    from synkit import t2i
-    from synkit.minilm import MiniLMCroppedModel
+    from synkit.t2i import latent as t2i
+    from synkit.t2i.minilm import MiniLMCroppedModel
 
     tokenizer = BertTokenizerFast.from_pretrained(t2i.minilm_folder(), model_max_length=8)
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,

@@ -11,8 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synkit import findings, per_class, scaling
-from synkit.files import write_json, write_parquet
+from synkit.analysis import findings
+
+from synkit.analysis import per_class
+
+from synkit.analysis import scaling
+from synkit.core.files import write_json, write_parquet
 
 D_I = 4000
 SIZES = [125, 250, 500, 1000, 2000, 4000, 8000]  # six sizes over 1.5 decades up to D_I; synthetic on to 2 x D_I

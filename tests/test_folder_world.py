@@ -14,8 +14,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from synkit import quality, t2i
-from synkit.worlds import fingerprint, in_memory, load_world, t2i_split
+from synkit.classify import quality
+
+from synkit.t2i import latent as t2i
+from synkit.data.worlds import fingerprint, in_memory, load_world, t2i_split
 from tests.conftest import ROOT
 from tests.digits import NAMES, make_digit_world
 
@@ -49,7 +51,7 @@ def test_small_images_are_held_in_memory(digits, tmp_path):
 
 def test_embedded_model_and_reference_learn_a_colour_folder_world(tmp_path):
     # the RGB path end to end at toy size: a 3-channel VAE, the folder's own captions, a 3-channel reference
-    from synkit import generate
+    from synkit.generate import render as generate
 
     root = make_digit_world(tmp_path / "tiny", train=6, val=3, ood=0)
     config = t2i.T2IConfig(world="folder", world_root=str(root), vae_steps=2, unet_steps=2, batch_size=8, vae_batch_size=8)
@@ -113,7 +115,7 @@ def test_folder_world_runs_the_whole_study_offline(tmp_path):
     best = summary["recognizability"].max()
     print(f"digits world: best recognizability {best:.3f} ({summary.loc[summary['recognizability'].idxmax(), 'config']})")
     assert best >= 0.2  # chance is 0.1; 0.32 at CFG 2-4 with 30 class-name images per class (measured, see the closing note)
-    from synkit.generate import read_images
+    from synkit.generate.render import read_images
 
     images, manifest = read_images(study / "synthetic" / "embedded-in_captions-cfg4", per_class=2)
     assert images.shape[1:] == (32, 32) and set(manifest["class_name"]) == set(NAMES)
@@ -130,14 +132,16 @@ def test_folder_world_runs_the_whole_study_offline(tmp_path):
 
 
 def test_generated_images_of_another_size_or_mode_are_fitted_to_the_world():
-    from synkit import train
+    from synkit.data.worlds.folder import fit_images
 
     rgb256 = np.random.default_rng(0).integers(0, 255, (2, 256, 256, 3), dtype=np.uint8)
-    assert train._like(rgb256, (32, 32)).shape == (2, 32, 32) and train._like(rgb256[:, :40, :40], (32, 32, 3)).shape == (2, 32, 32, 3)
+    assert fit_images(rgb256, (32, 32)).shape == (2, 32, 32) and fit_images(rgb256[:, :40, :40], (32, 32, 3)).shape == (2, 32, 32, 3)
 
 
 def test_folder_defaults_file_sampler_and_report_stages(tmp_path):
-    from synkit import per_class, report, train
+    from synkit.analysis import per_class
+    from synkit.analysis import report
+    from synkit.classify import train
     from tests.conftest import make_image_folder
 
     assert train.config_from({}, "folder").model == "resnet18" and train.config_from({}, "folder").model_kwargs["channels"] == [32, 64, 128, 256]

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synkit import prompts
-from synkit.generate import GenJob, ShardError, config_name, generate_config, plan_images, read_images, verify
+from synkit.data import prompts
+from synkit.generate.render import GenJob, ShardError, config_name, generate_config, plan_images, read_images, verify
 from tests.conftest import ROOT
 
 
@@ -79,7 +79,7 @@ def test_generates_shards_manifest_and_metadata(prompt_file, tiny_sd, tmp_path):
 def test_the_same_generator_at_another_path_keeps_its_images(prompt_file, tiny_sd, tmp_path):
     import shutil
 
-    from synkit.generate import generator_id
+    from synkit.generate.render import generator_id
 
     job = make_job(prompt_file, tiny_sd, tmp_path / "cfg")
     generate_config(job, progress=False)
@@ -158,7 +158,7 @@ def test_bad_job_values(prompt_file, tiny_sd, tmp_path):
 
 
 def run_cli(job_file: Path, *launcher: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    cmd = [*launcher, "-m", "synkit.generate", str(job_file)] if launcher else [sys.executable, "-m", "synkit.generate", str(job_file)]
+    cmd = [*launcher, "-m", "synkit.generate.render", str(job_file)] if launcher else [sys.executable, "-m", "synkit.generate.render", str(job_file)]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
     assert done.returncode == 0, done.stderr[-3000:]
     return done
@@ -172,7 +172,7 @@ def test_sigkill_then_resume_is_byte_identical(prompt_file, tiny_sd, tmp_path):
     job_file = tmp_path / "job.json"
     job_file.write_text(json.dumps(asdict(job)))
     out = Path(job.out_dir)
-    proc = subprocess.Popen([sys.executable, "-m", "synkit.generate", str(job_file)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "synkit.generate.render", str(job_file)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while len(list(out.glob("shard-*.tar"))) < 3 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.01)

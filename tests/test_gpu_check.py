@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from synkit import gpu_check
+from synkit.study import gpu_check
 
 ROOT = Path(__file__).resolve().parent.parent
 

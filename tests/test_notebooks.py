@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from synkit.record import read_records
+from synkit.core.record import read_records
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -177,7 +177,7 @@ def test_clip_notebook_trains_every_setup_and_fits(smoke):
 
 
 def test_report_lists_every_finding(smoke):
-    from synkit import findings
+    from synkit.analysis import findings
 
     folder, log = smoke
     assert "08_report done in" in log

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synkit import per_class
+from synkit.analysis import per_class
 
 SIZES = (100, 200, 400, 800)
 NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -95,7 +95,7 @@ def test_explorer_chart_carries_facts_curves_and_samples():
     spec = per_class.dashboard(table, per_class.curve_points(metrics), samples).to_dict()
     text = json.dumps(spec)
     assert '"image"' in text and "class_pick" in text and "source_pick" in text and "data:image/png;base64," in text
-    facts = per_class._facts(table)
+    facts = per_class.class_facts(table)
     pullover = " ".join(facts.loc[(facts["source"] == "synth") & (facts["class_name"] == "Pullover"), "text"])
     assert "Scaling" in pullover and "scales better than on real data" in pullover and "k = " in pullover
     few = per_class.sample_table(table, images, per_class=2, max_classes=3)

@@ -1,11 +1,17 @@
-"""synkit.precision: bf16 only where it is native, explicit requests kept (with a warning where emulated)."""
+"""synkit.core.precision: bf16 only where it is native, explicit requests kept (with a warning where emulated)."""
 
 import warnings
 
 import pytest
 import torch
 
-from synkit import clip, generate, precision, train
+from synkit.clip import ladder as clip
+
+from synkit.generate import render as generate
+
+from synkit.core import precision
+
+from synkit.classify import train
 
 
 @pytest.fixture(params=[True, False], ids=["bf16-cpu", "avx2-cpu"])

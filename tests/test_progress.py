@@ -1,11 +1,11 @@
-"""Terminal progress lines (synkit.progress): what a person watching `synkit run` reads."""
+"""Terminal progress lines (synkit.core.progress): what a person watching `synkit run` reads."""
 
 import io
 import re
 import sys
 import time
 
-from synkit import progress
+from synkit.core import progress
 
 
 def test_bars_write_plain_lines_with_counts_rates_and_time_left(monkeypatch):

@@ -1,9 +1,9 @@
 import pandas as pd
 import pytest
 
-from synkit import prompts
-from synkit.captions import FashionCaptioner, load_captioner
-from synkit.worlds import load_world
+from synkit.data import prompts
+from synkit.data.captions import FashionCaptioner, load_captioner
+from synkit.data.worlds import load_world
 from tests.conftest import make_image_folder
 
 NO_DOWNLOAD = ["classnames", "classname_description", "classname_hypernyms", "clip_templates_7", "clip_templates_80", "in_captions"]
@@ -91,7 +91,7 @@ def test_in_captions_with_blip2_on_imagenet_folders(tmp_path, tiny_blip2):
 
 
 def test_folder_world_without_wordnet_entry_says_so(tmp_path, monkeypatch):
-    from synkit import wordnet
+    from synkit.data import wordnet
 
     monkeypatch.setattr(wordnet.WordNet, "available", staticmethod(lambda root=None: False))
     make_image_folder(tmp_path, ["widget"], per_class=1)
@@ -109,7 +109,7 @@ def test_unknown_prompt_set():
 
 
 def test_examples_and_chart(fashion_table):
-    from synkit.charts import prompt_counts
+    from synkit.analysis.charts import prompt_counts
 
     ex = prompts.examples(fashion_table, n_classes=3)
     assert ex.shape == (6, 3) and list(ex.columns) == ["T-shirt/top", "Trouser", "Pullover"]

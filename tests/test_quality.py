@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from synkit import quality
+from synkit.classify import quality
 
 
 def test_per_class_quality_f1_and_diversity():

@@ -17,8 +17,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synkit import clip, generate, prompts, scaling, study, train
-from synkit.worlds import load_world
+from synkit.clip import ladder as clip
+
+from synkit.generate import render as generate
+
+from synkit.data import prompts
+
+from synkit.analysis import scaling
+
+from synkit.study import run as study
+
+from synkit.classify import train
+from synkit.data.worlds import load_world
 from tests.conftest import ROOT, make_image_folder
 
 # ---------------------------------------------------------------- parameters: checked before anything runs
@@ -96,7 +106,7 @@ def test_class_names_that_cannot_name_files(tmp_path, names, words):
 
 
 def test_slash_and_dots_in_class_names_stay_inside_the_study(tmp_path):
-    from synkit.worlds import safe_name
+    from synkit.data.worlds import safe_name
 
     for name in ("T-shirt/top", "../../etc", "a/../../b"):
         slug = safe_name(name)

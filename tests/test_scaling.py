@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synkit import scaling
+from synkit.analysis import scaling
 
 
 def simulate(k=0.3, l_di=0.4, d_i=10_000, sizes=(625, 1250, 2500, 5000, 10_000, 20_000), noise=0.02, seed=0, bend_at=None, k_after=0.02):

@@ -4,7 +4,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from synkit import cli, study
+from synkit.study import cli
+
+from synkit.study import run as study
 from tests.conftest import ROOT
 
 PARAM_FILES = sorted((ROOT / "parameters").glob("*.yaml"))
@@ -65,11 +67,11 @@ def test_bad_values_are_named(override, message):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("02_generate.embedded_config={unet_step: 10}", "embedded_config of 02_generate has unknown key 'unet_step' (fields of synkit.t2i.T2IConfig); did you mean 'unet_steps'?"),
-        ("03_quality.reference_config={epoch: 2}", "reference_config of 03_quality has unknown key 'epoch' (fields of synkit.quality.ReferenceConfig); did you mean 'epochs'?"),
-        ("04_train.train_config={stepz_max: 3}", "train_config of 04_train has unknown key 'stepz_max' (fields of synkit.train.TrainConfig); did you mean 'steps_max'?"),
+        ("02_generate.embedded_config={unet_step: 10}", "embedded_config of 02_generate has unknown key 'unet_step' (fields of synkit.t2i.latent.T2IConfig); did you mean 'unet_steps'?"),
+        ("03_quality.reference_config={epoch: 2}", "reference_config of 03_quality has unknown key 'epoch' (fields of synkit.classify.quality.ReferenceConfig); did you mean 'epochs'?"),
+        ("04_train.train_config={stepz_max: 3}", "train_config of 04_train has unknown key 'stepz_max' (fields of synkit.classify.train.TrainConfig); did you mean 'steps_max'?"),
         ("04_train.capacity_config={model_kwarg: {}}", "capacity_config of 04_train has unknown key 'model_kwarg'"),
-        ("07_clip.clip_config={batchsize: 8}", "clip_config of 07_clip has unknown key 'batchsize' (fields of synkit.clip.ClipConfig); did you mean 'batch_size'?"),
+        ("07_clip.clip_config={batchsize: 8}", "clip_config of 07_clip has unknown key 'batchsize' (fields of synkit.clip.ladder.ClipConfig); did you mean 'batch_size'?"),
         ("04_train.train_config={steps_max: 0}", "train_config of 04_train is invalid: train_config steps_max=0 is invalid"),
         ("04_train.sources=[real, in_captions@2]", "source 'in_captions@2' of 04_train names no configuration 02_generate makes"),
         ("04_train.sources=[real, in_captoins@4+real:0.5]", "did you mean 'in_captions@4'?"),
@@ -122,7 +124,7 @@ def test_enter_finds_the_project_root_and_the_default_study(tmp_path, monkeypatc
 
 
 def test_stored_paths_are_relative_to_the_study(tmp_path):
-    from synkit import files
+    from synkit.core import files
 
     study_dir = tmp_path / "outputs" / "mini"
     manifest = study_dir / "synthetic" / "a" / "manifest.parquet"

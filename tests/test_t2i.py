@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from synkit import t2i
-from synkit.generate import prompt_embeddings
+from synkit.t2i import families
+from synkit.t2i import latent as t2i
+from synkit.t2i.text import prompt_embeddings
 
 TINY = t2i.T2IConfig(
     web_size=64, real_size=16, vae_channels=(8, 8, 16), vae_steps=4, vae_batch_size=8,
@@ -79,7 +80,7 @@ def test_cache_is_reused_and_cli_parses(tiny_pipeline, models_dir, monkeypatch, 
 
     monkeypatch.setattr(t2i, "train_t2i", no_training)
     assert t2i.ensure_t2i(TINY, models_dir, progress=False) == tiny_pipeline
-    assert t2i.main_train(["--models-dir", str(models_dir), *TINY_ARGS]) == 0
+    assert families.main_train(["--models-dir", str(models_dir), *TINY_ARGS]) == 0
     assert capsys.readouterr().out.strip() == str(tiny_pipeline)
     with pytest.raises(ValueError, match="unet_steps='many' is invalid: it must be a int"):
         t2i.parse_overrides(["unet_steps=many"])

@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
-from synkit import runs, train
+from synkit.engine import runs
+
+from synkit.classify import train
 from tests.conftest import kill_at_checkpoint
 
 
@@ -149,7 +151,7 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_matches(tmp_path, fashion)
     job_file = tmp_path / "job.json"
     job_file.write_text(json.dumps(vars(_job(killed))))
     ckpt = killed / "train" / "runs" / "real" / "n00000200-s0" / "checkpoint.pt"
-    assert kill_at_checkpoint("synkit.train", job_file, ckpt), "the run never wrote a checkpoint before it was killed"
+    assert kill_at_checkpoint("synkit.classify.train", job_file, ckpt), "the run never wrote a checkpoint before it was killed"
     assert not (killed / "train" / "runs" / "real" / "n00000200-s0" / "run.json").exists()
     time.sleep(1)  # the training workers die with their parent (PR_SET_PDEATHSIG): nothing keeps writing
     stamp = {p: p.stat().st_mtime_ns for p in killed.rglob("*")}
@@ -184,8 +186,9 @@ def test_finished_runs_are_reused_and_tables_are_long_form(tmp_path, fashion):
 def test_file_backed_worlds_train_from_folders_and_shards(tmp_path, tiny_sd):
     """A folder world (images on disk) and a generated configuration (read from its shards
     without unpacking) through timm's transforms, evaluated on val and an OOD folder."""
-    from synkit import generate, prompts
-    from synkit.worlds import load_world
+    from synkit.generate import render as generate
+    from synkit.data import prompts
+    from synkit.data.worlds import load_world
     from tests.conftest import make_image_folder
 
     root = make_image_folder(tmp_path / "world", ["cat", "dog", "fox"], splits=("train", "val", "sketch"), per_class=4, size=72)  # > 64 px: stays files
@@ -213,7 +216,7 @@ def test_pretrained_timm_reference_from_a_local_file(tmp_path):
     import timm
     from safetensors.torch import save_file
 
-    from synkit import quality
+    from synkit.classify import quality
 
     model = timm.create_model("test_vit", num_classes=3)
     save_file(model.state_dict(), tmp_path / "ref.safetensors")
@@ -284,7 +287,7 @@ def test_two_launched_processes_shard_the_evaluation_and_gather_it(tmp_path, fas
     job.sizes, job.train_config = [100, 200, 400], {**SMALL, "steps_min": 4, "steps_max": 4, "mixed_precision": "no"}  # float32: no bf16 ties
     job_file = tmp_path / "job.json"
     job_file.write_text(json.dumps(vars(job)))
-    lines = runs.launch("synkit.train", [job_file], 2)
+    lines = runs.launch("synkit.classify.train", [job_file], 2)
     assert any(line.startswith("training runs") for line in lines)  # the launched processes' bar reached this process
     table = pd.read_parquet(tmp_path / "two" / "train" / "metrics.parquet")
     val = table[(table.eval_set == "val") & (table["size"] == 200)].set_index("class_index")
@@ -299,10 +302,10 @@ def test_two_launched_processes_shard_the_evaluation_and_gather_it(tmp_path, fas
 
 
 def test_launch_names_the_failure_with_its_last_lines(tmp_path):
-    with pytest.raises(RuntimeError, match=r"accelerate launch of synkit.train on 2 processes failed \(exit [1-9]\d*\); its last lines:\n(.|\n)*job"):
-        runs.launch("synkit.train", [tmp_path / "missing.json"], 2)
+    with pytest.raises(RuntimeError, match=r"accelerate launch of synkit.classify.train on 2 processes failed \(exit [1-9]\d*\); its last lines:\n(.|\n)*job"):
+        runs.launch("synkit.classify.train", [tmp_path / "missing.json"], 2)
     with pytest.raises(ValueError, match="num_processes=1 is invalid for accelerate launch"):
-        runs.launch_command("synkit.train", ["job.json"], 1)
+        runs.launch_command("synkit.classify.train", ["job.json"], 1)
 
 
 def test_a_users_accelerate_defaults_do_not_leak_into_runs(tmp_path):
@@ -312,7 +315,7 @@ def test_a_users_accelerate_defaults_do_not_leak_into_runs(tmp_path):
     code = "from synkit import runs; a = runs.make_accelerator(); print(a.mixed_precision, a.state.dynamo_plugin.backend.value)"
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["no", "NO"]
-    cmd = runs.launch_command("synkit.train", ["job.json"], 2)
+    cmd = runs.launch_command("synkit.classify.train", ["job.json"], 2)
     assert cmd[cmd.index("--mixed_precision") + 1] == "no" and cmd[cmd.index("--dynamo_backend") + 1] == "no"
     with pytest.raises(ValueError, match="mixed_precision='fp16' is invalid; valid values are auto, no, bf16"):
         train.TrainConfig(mixed_precision="fp16")

@@ -1,7 +1,7 @@
 """The verdict rules' error rates, simulated: studies with no effect must rarely say "holds" or
 "does not hold here", and k's interval must cover a known k at its nominal rate.
 
-Every simulated study runs the real row code (``synkit.findings``' registered row families, the
+Every simulated study runs the real row code (``synkit.analysis.findings``' registered row families, the
 gates included) on tables built in memory with the shapes 04-07 write: 6 sizes over 1.5 decades
 up to D_I, 3 seeds, sizes that share an effect (the same data at a size) and noise on every point.
 """
@@ -13,10 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synkit import findings, per_class, scaling
-from synkit.findings import rules
-from synkit.findings.context import Study
-from synkit.findings.registry import ROW_FAMILIES
+from synkit.analysis import findings
+
+from synkit.analysis import per_class
+
+from synkit.analysis import scaling
+from synkit.analysis.findings import rules
+from synkit.analysis.findings.context import Study
+from synkit.analysis.findings.registry import ROW_FAMILIES
 
 D_I = 4000
 SIZES = [125, 250, 500, 1000, 2000, 4000]

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from synkit import wordnet
+from synkit.data import wordnet, wordnet_build
 
 needs_db = pytest.mark.skipif(not wordnet.WordNet.available(), reason="WordNet database (Debian wordnet-base) not installed")
 
@@ -23,8 +23,8 @@ def test_footwear_reached_by_shoes(wnid):
 
 @needs_db
 def test_table_regenerates_from_database():
-    shipped = json.loads((wordnet.Path(wordnet.__file__).parent / "data" / wordnet.TABLE).read_text())
-    assert wordnet.build_table() == shipped
+    shipped = json.loads((wordnet.Path(wordnet.__file__).parent / wordnet.TABLE).read_text())
+    assert wordnet_build.build_table() == shipped
 
 
 @needs_db

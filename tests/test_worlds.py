@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from synkit.worlds import fashion as fashion_mod
-from synkit.worlds import load_world, safe_name
+from synkit.data.worlds import fashion as fashion_mod
+from synkit.data.worlds import load_world, safe_name
 from tests.conftest import make_image_folder
 
 

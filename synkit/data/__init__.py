@@ -1,0 +1,1 @@
+"""Worlds, WordNet, captions and prompt sets: what a study draws from."""

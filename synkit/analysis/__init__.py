@@ -1,0 +1,1 @@
+"""Scaling fits, per-class analysis, charts, findings and the report."""

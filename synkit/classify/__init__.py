@@ -1,0 +1,1 @@
+"""Supervised ladders and the reference classifier."""

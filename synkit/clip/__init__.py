@@ -1,0 +1,1 @@
+"""CLIP on real and synthetic pairs: data, zero-shot, training, ladders."""

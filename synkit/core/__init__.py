@@ -1,0 +1,1 @@
+"""Below everything: atomic files, progress lines, run records, precision, hub loading."""

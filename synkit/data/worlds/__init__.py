@@ -1,0 +1,101 @@
+"""Worlds: where a study's classes, WordNet metadata and real images come from.
+
+A world gives class names with WordNet metadata (``ClassInfo``), real images by split
+(``world.split("real")``, ``"val"``, ``"web"`` where the world has one) and out-of-distribution
+views of val (``world.ood_views``, each also a split name).
+
+- ``fashion``: Fashion-MNIST, embedded (Debian package ``dataset-fashion-mnist``).
+- ``imagenet``: the 1000 ImageNet classes from timm/open_clip metadata; images from user folders.
+- ``folder``: any labelled image folder (``train/<class>/``, ``val/<class>/``, more folders = OOD views);
+  small images are held in memory like Fashion-MNIST's.
+
+``t2i_split(world)`` names the split an embedded text-to-image model learns from: fashion's
+``web`` split (disjoint from ``real``); a folder world has no web of its own, so it is the ``real``
+(train) split itself: its generator has seen D_I's images, unlike the paper's Stable Diffusion,
+and the study's comparisons of synthetic and real images read as distillation of that split.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from synkit.data.worlds.base import (  # noqa: F401  (the World protocol's pieces, for callers)
+    IMAGE_SUFFIXES, ArraySplit, ClassInfo, FileSplit, Split, safe_name, scan_class_folders)
+
+WORLDS = ("fashion", "imagenet", "folder")
+
+def t2i_split(world) -> str:
+    """The split an embedded text-to-image model trains on: ``web`` where the world has one, else ``real``."""
+    return "web" if "web" in world.splits else "real"
+
+
+def fingerprint(world, split: str) -> str:
+    """A short hash of a split's content (images and labels, in memory or as files): what keys a
+    model trained on it, so the same data at another path keeps its key."""
+    import hashlib
+
+    data = world.split(split)
+    h = hashlib.sha256(np.asarray(data.labels).tobytes())
+    if hasattr(data, "images"):
+        h.update(np.ascontiguousarray(data.images).tobytes())
+    else:
+        for p in data.paths:
+            h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+WORLD_FIELDS = ("world", "world_root", "class_map", "image_size")
+
+
+def world_of(config):
+    """The world a model's config learns from (its fields world, world_root, class_map, image_size,
+    web_size, real_size and split_seed: the study's world parameters)."""
+    return load_world(config.world, config.world_root, config.web_size, config.real_size, config.split_seed, class_map=config.class_map,
+                      image_size=config.image_size)
+
+
+def key_payload(config, splits) -> dict:
+    """A model config's fields for its cache key, with the world fields replaced by the data: the
+    default fashion world (Debian's files) by name; any other by the content of ``splits(world)``
+    (``fingerprint``), so the same images at another path give the same key."""
+    import dataclasses
+
+    payload = {k: v for k, v in dataclasses.asdict(config).items() if k not in WORLD_FIELDS}
+    payload["world"] = "fashion"
+    if config.world != "fashion" or config.world_root or config.class_map or config.image_size:
+        world = world_of(config)
+        payload.update(world=config.world, data=[fingerprint(world, s) for s in splits(world)], image_size=config.image_size)
+    return payload
+
+
+def in_memory(world) -> bool:
+    """Whether the world's images are uint8 arrays in memory (fashion, small-image folder worlds)."""
+    return world.name == "fashion" or getattr(world, "memory", None) is not None
+
+
+def load_world(
+    world: str,
+    world_root: str | None = None,
+    web_size: int = 50_000,
+    real_size: int = 10_000,
+    split_seed: int = 0,
+    ood_roots: dict | None = None,
+    class_map: str | None = None,
+    image_size: int | None = None,
+):
+    """The world named ``world`` with its options (the notebooks' shared parameters)."""
+    if world == "fashion":
+        from synkit.data.worlds.fashion import FashionWorld
+
+        return FashionWorld(root=world_root, web_size=web_size, real_size=real_size, split_seed=split_seed)
+    if world == "imagenet":
+        from synkit.data.worlds.imagenet import ImageNetWorld
+
+        return ImageNetWorld(root=world_root, ood_roots=ood_roots)
+    if world == "folder":
+        from synkit.data.worlds.folder import FolderWorld
+
+        if world_root is None:
+            raise ValueError("world 'folder' needs world_root: a folder with train/ and val/, one subfolder per class.")
+        return FolderWorld(root=world_root, class_map=class_map, image_size=image_size)
+    raise ValueError(f"unknown world {world!r}; valid worlds are {', '.join(WORLDS)}.")

@@ -1,0 +1,108 @@
+"""What every world is made of: classes with WordNet metadata, and splits of images held in memory (``ArraySplit``)
+or read from files (``FileSplit``) behind one ``Split`` protocol."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from PIL import Image
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    """One class: its index, display name and WordNet noun synset (empty fields where unknown)."""
+
+    index: int
+    name: str
+    wnid: str | None = None
+    lemmas: list[str] = field(default_factory=list)
+    gloss: str = ""
+    hypernyms: list[list[str]] = field(default_factory=list)
+
+    @property
+    def slug(self) -> str:
+        """The class name made safe for file paths ("T-shirt/top" -> "T-shirt_top")."""
+        return safe_name(self.name)
+
+
+def safe_name(name: str) -> str:
+    """A file-name-safe form of ``name``: path separators and odd characters become ``_``."""
+    slug = re.sub(r"\.{2,}", "_", re.sub(r"[^A-Za-z0-9._-]+", "_", name)).strip("._")  # no ".." anywhere
+    return slug or "_"
+
+
+class Split(Protocol):
+    """Real images of one split: ``labels`` and ``ids`` (numpy arrays), ``image(i)`` as PIL."""
+
+    labels: np.ndarray
+    ids: np.ndarray
+
+    def __len__(self) -> int: ...
+
+    def image(self, i: int) -> Image.Image: ...
+
+
+@dataclass
+class ArraySplit:
+    """A split held in memory as uint8 arrays (N, H, W) or (N, H, W, C)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    ids: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def image(self, i: int) -> Image.Image:
+        return Image.fromarray(self.images[i])
+
+    def __getitem__(self, i: int) -> tuple[Image.Image, int]:
+        return self.image(i), int(self.labels[i])
+
+
+@dataclass
+class FileSplit:
+    """A split of image files on disk."""
+
+    paths: list[Path]
+    labels: np.ndarray
+    ids: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def image(self, i: int) -> Image.Image:
+        with Image.open(self.paths[i]) as im:
+            return im.convert("RGB")
+
+    def __getitem__(self, i: int) -> tuple[Image.Image, int]:
+        return self.image(i), int(self.labels[i])
+
+
+def scan_class_folders(root: Path, folder_to_index: dict[str, int], split_name: str) -> FileSplit:
+    """Image files under ``root/<folder>/`` for every folder in ``folder_to_index``, sorted.
+
+    Folders not in the mapping are skipped (ImageNet-R and -A hold 200-class subsets).
+    """
+    if not root.is_dir():
+        raise FileNotFoundError(f"split {split_name!r}: folder {root} does not exist.")
+    paths, labels = [], []
+    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+        if sub.name not in folder_to_index:
+            continue
+        files = sorted(p for p in sub.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        paths += files
+        labels += [folder_to_index[sub.name]] * len(files)
+    if not paths:
+        raise FileNotFoundError(
+            f"split {split_name!r}: no images under {root}; expected one subfolder per class "
+            f"(such as {next(iter(folder_to_index))}/) holding image files."
+        )
+    ids = np.array([f"{split_name}/{p.relative_to(root).as_posix()}" for p in paths])
+    return FileSplit(paths, np.array(labels, dtype=np.int64), ids)

@@ -1,0 +1,1 @@
+"""Runs: accelerate, schedules, checkpoints, keys, launching."""

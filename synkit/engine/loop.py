@@ -1,0 +1,100 @@
+"""The training loop of synkit's own text-to-image models: AdamW with warmup and cosine decay, gradient clipping,
+an EMA of the weights, per-step seeds (a resumed run draws what an uninterrupted one would), checkpoints every
+``checkpoint_every`` steps (written atomically, loaded with ``weights_only``) and a progress bar with the loss."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from synkit.core.files import atomic
+from synkit.core.progress import tqdm
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return peak * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def save_state(state: dict, path: Path) -> None:
+    with atomic(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_state(path: Path) -> dict | None:
+    return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
+
+
+def step_rng(seed: int, stage: int, step: int) -> tuple[np.random.Generator, torch.Generator]:
+    # each step draws from its own seed, so a resumed run sees the same batches as an uninterrupted one
+    rng = np.random.default_rng([seed, stage, step])
+    return rng, torch.Generator().manual_seed(int(rng.integers(2**62)))
+
+
+def train_loop(stage, model, total, config_lr, warmup, ckpt, checkpoint_every, progress, callback, step_fn, ema=None):
+    """Shared loop: resume from ``ckpt``, step, checkpoint every ``checkpoint_every`` steps, show loss and time left."""
+    params = list(model.parameters())
+    # fused Adam and foreach clipping / EMA: one kernel per step over the UNet's 328 tensors instead of one per tensor
+    opt = torch.optim.AdamW(params, lr=config_lr, weight_decay=0.0, fused=True)
+    start = 0
+    if (state := load_state(ckpt)) is not None:
+        model.load_state_dict(state["model"])
+        if state["opt"]:  # empty once a stage has finished
+            opt.load_state_dict(state["opt"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
+        start = int(state["step"])
+    bar = tqdm(total=total, initial=start, desc=f"t2i {stage}", unit="step", disable=not progress)
+    smooth = None
+    for step in range(start, total):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, total, config_lr, warmup)
+        loss = step_fn(step)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if ema is not None:
+            decay = min(ema.decay, (1 + step) / (10 + step))
+            with torch.no_grad():
+                torch._foreach_lerp_(ema.params, [p.detach() for p in params], 1 - decay)
+        value = loss.item()
+        smooth = value if smooth is None else 0.98 * smooth + 0.02 * value
+        bar.update(1)
+        bar.set_postfix(loss=f"{smooth:.4f}", refresh=False)
+        if (step + 1) % checkpoint_every == 0 and step + 1 < total:
+            state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step + 1}
+            if ema is not None:
+                state["ema"] = ema.state_dict()
+            save_state(state, ckpt)
+        if callback is not None:
+            callback(stage, step + 1, value)
+    bar.close()
+
+
+class EMA:
+    """Exponential moving average of a model's parameters (the weights that get saved)."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.params = [p.detach().clone() for p in model.parameters()]
+
+    def state_dict(self) -> dict:
+        return {str(i): p for i, p in enumerate(self.params)}
+
+    def load_state_dict(self, state: dict) -> None:
+        for i, p in enumerate(self.params):
+            p.copy_(state[str(i)])
+
+    def copy_to(self, model: torch.nn.Module) -> None:
+        with torch.no_grad():
+            for e, p in zip(self.params, model.parameters()):
+                p.copy_(e)

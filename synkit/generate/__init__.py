@@ -1,0 +1,1 @@
+"""Rendering prompt sets into shards of images."""

@@ -1,0 +1,1 @@
+"""Parameters, checks, running notebooks, the command line."""
