@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from synkit.generate import render as generate
+from synkit.generate import plan
 
 from synkit.data import prompts
 from synkit.data.worlds import load_world
@@ -53,7 +54,7 @@ def main() -> None:
         table.to_parquet(Path(tmp) / "prompts.parquet")
         pipe = generate.load_pipeline(path, args.dtype)
         fashion_like = args.resolution <= 64
-        job = generate.GenJob(
+        job = plan.GenJob(
             prompts=str(Path(tmp) / "prompts.parquet"), prompt_set=args.prompt_set, guidance_scale=args.cfg,
             images_per_class=args.images_per_class, out_dir=str(Path(tmp) / "bench"), generator=path, steps=steps,
             height=args.height, width=args.height, resolution=args.resolution,
@@ -67,8 +68,8 @@ def main() -> None:
         stats = generate.generate_config(job, pipe=pipe)
         fast = stats["images_per_s"]
 
-        plan = generate.plan_images(table, args.prompt_set, args.images_per_class, 0, "bench")
-        rows = plan.iloc[: args.naive_images]
+        planned = plan.plan_images(table, args.prompt_set, args.images_per_class, 0, "bench")
+        rows = planned.iloc[: args.naive_images]
         t0 = time.perf_counter()
         with torch.inference_mode(), generate.autocast(pipe, args.dtype):
             for prompt, seed in zip(rows["prompt"], rows["seed"]):

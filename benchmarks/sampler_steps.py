@@ -23,6 +23,7 @@ import numpy as np
 from synkit.t2i import families, text
 
 from synkit.generate import render as generate
+from synkit.generate import plan
 
 from synkit.classify import quality
 
@@ -66,7 +67,7 @@ def main() -> None:
     base = None
     for steps in (int(s) for s in args.steps.split(",")):
         for cfg in (float(c) for c in args.cfg.split(",")):
-            job = generate.GenJob(prompts="", prompt_set=prompt_set, guidance_scale=cfg, images_per_class=args.per_class, out_dir="x",
+            job = plan.GenJob(prompts="", prompt_set=prompt_set, guidance_scale=cfg, images_per_class=args.per_class, out_dir="x",
                                   generator=str(pipe_dir), steps=steps, resolution=28, resize_mode="resize", mode="L", dtype="bfloat16",
                                   batch_size=args.batch)
             embeds = text.text_inputs(pipe, prompts, args.batch)

@@ -10,6 +10,8 @@ from synkit.analysis import clip_tables
 from synkit.clip import ladder as clip
 
 from synkit.generate import render as generate
+from synkit.generate import plan
+from synkit.data import shards
 from tests.conftest import kill_at_checkpoint
 
 
@@ -75,7 +77,7 @@ def _caption_study(root, fashion, tiny_sd, n=64):
     out.mkdir(parents=True)
     caps = clip.web_captions(fashion, n)
     caps.to_parquet(out / "captions.parquet")
-    job = generate.GenJob(prompts=str(out / "captions.parquet"), captions=str(out / "captions.parquet"), prompt_set="captions",
+    job = plan.GenJob(prompts=str(out / "captions.parquet"), captions=str(out / "captions.parquet"), prompt_set="captions",
                           guidance_scale=2.0, images_per_class=n, out_dir=str(out / "synthetic"), generator=str(tiny_sd), steps=2,
                           height=32, width=32, resolution=28, mode="L", resize_mode="center_crop", batch_size=32, shard_size=32)
     generate.generate_config(job, progress=False)
@@ -130,7 +132,7 @@ def test_other_worlds_read_laion_style_shards_and_extra_zero_shot_folders(tmp_pa
     out.mkdir(parents=True)
     captions.to_parquet(out / "captions.parquet")
     np.save(out / "real_images.npy", real)
-    job = generate.GenJob(prompts=str(out / "captions.parquet"), captions=str(out / "captions.parquet"), prompt_set="captions",
+    job = plan.GenJob(prompts=str(out / "captions.parquet"), captions=str(out / "captions.parquet"), prompt_set="captions",
                           guidance_scale=2.0, images_per_class=len(captions), out_dir=str(out / "synthetic"), generator=str(tiny_sd),
                           steps=2, height=32, width=32, resolution=32, resize_mode="center_crop", batch_size=8, shard_size=8)
     generate.generate_config(job, progress=False)
@@ -152,11 +154,11 @@ def test_caption_shards_keep_ids_and_open_clip_reads_them(tmp_path, fashion, tin
     caps = clip.web_captions(fashion, 12)
     path = tmp_path / "captions.parquet"
     caps.to_parquet(path)
-    job = generate.GenJob(prompts=str(path), captions=str(path), prompt_set="captions", guidance_scale=2.0, images_per_class=len(caps),
+    job = plan.GenJob(prompts=str(path), captions=str(path), prompt_set="captions", guidance_scale=2.0, images_per_class=len(caps),
                           out_dir=str(tmp_path / "shards"), generator=str(tiny_sd), steps=2, height=32, width=32, resolution=28,
                           mode="L", resize_mode="center_crop", batch_size=4, shard_size=5)
     generate.generate_config(job, progress=False)
-    images, manifest = generate.read_images(tmp_path / "shards")
+    images, manifest = shards.read_images(tmp_path / "shards")
     assert list(manifest["caption_id"]) == list(caps["caption_id"]) and list(manifest["prompt"]) == list(caps["caption"])
     assert len(images) == 12 and manifest["seed"].is_unique
 
@@ -166,9 +168,9 @@ def test_caption_shards_keep_ids_and_open_clip_reads_them(tmp_path, fashion, tin
     clip.register_models()
     _, _, preprocess = open_clip.create_model_and_transforms(clip.FASHION_MODEL)
     tokenizer = open_clip.get_tokenizer(clip.FASHION_MODEL)
-    shards = sorted(str(p) for p in (tmp_path / "shards").glob("shard-*.tar"))
+    shard_list = sorted(str(p) for p in (tmp_path / "shards").glob("shard-*.tar"))
     args = types.SimpleNamespace(
-        train_data="::".join(shards), train_data_upsampling_factors=None, train_num_samples=12, batch_size=4, workers=0,
+        train_data="::".join(shard_list), train_data_upsampling_factors=None, train_num_samples=12, batch_size=4, workers=0,
         seed=0, world_size=1, rank=0, dataset_resampled=False,
     )
     data = get_wds_dataset(args, preprocess, is_train=True, epoch=0, tokenizer=tokenizer)
@@ -183,10 +185,10 @@ def test_caption_shards_keep_ids_and_open_clip_reads_them(tmp_path, fashion, tin
 
 def test_caption_table_needs_its_columns(tmp_path):
     with pytest.raises(ValueError, match="lacks column 'caption_id'"):
-        generate.plan_captions(pd.DataFrame({"caption": ["a"]}), 0, "c")
+        plan.plan_captions(pd.DataFrame({"caption": ["a"]}), 0, "c")
     bad = pd.DataFrame({"caption_id": ["a", "a"], "caption": ["x", "y"], "class_index": [0, 0], "class_name": ["c", "c"], "source_id": [None, None]})
     with pytest.raises(ValueError, match="caption id 'a' appears more than once"):
-        generate.plan_captions(bad, 0, "c")
+        plan.plan_captions(bad, 0, "c")
 
 
 def test_a_trained_clip_is_saved_for_open_clip_and_gives_its_features(tmp_path, fashion):

@@ -12,6 +12,8 @@ import torch
 from synkit.t2i import families, text
 
 from synkit.generate import render as generate
+from synkit.generate import plan
+from synkit.data import shards
 
 TINY = {
     "embedded-pixel": families.PixelConfig(web_size=64, real_size=16, unet_channels=(8, 16, 16), cross_attention_dim=16, unet_steps=6,
@@ -59,7 +61,7 @@ def test_family_saves_reloads_through_its_pipeline_class_and_generates_determini
     assert not np.array_equal(_images(pipe, name, prompt=PROMPTS[::-1]), first)
     # the text arguments synkit computes once per prompt equal the pipeline's own text path
     np.testing.assert_allclose(_images(pipe, name, **text.text_inputs(pipe, PROMPTS)), first, atol=1e-5)
-    info = generate.generator_id(str(folder))
+    info = plan.generator_id(str(folder))
     assert info == f"embedded:{families.cache_key(TINY[name])}"
 
 
@@ -70,16 +72,16 @@ def test_family_generates_shards_through_the_generation_stage(family, tmp_path):
     prompts = pd.DataFrame({"prompt_set": "in_captions", "class_index": [0, 1], "class_name": ["T-shirt/top", "Trouser"],
                             "prompt_index": 0, "prompt": ["T-shirt/top, light", "Trouser, dark"], "source_id": None})
     prompts.to_parquet(tmp_path / "prompts.parquet")
-    jobs = generate.make_jobs(["in_captions"], [2.0], 3, tmp_path / "synthetic", generator_name=name, prompts=str(tmp_path / "prompts.parquet"),
+    jobs = plan.make_jobs(["in_captions"], [2.0], 3, tmp_path / "synthetic", generator_name=name, prompts=str(tmp_path / "prompts.parquet"),
                               generator=str(folder), steps=2, resolution=28, resize_mode="center_crop", mode="L", batch_size=4, shard_size=4)
     for job, pipe in generate.with_pipelines(jobs):
         generate.generate_config(job, pipe=pipe, progress=False)
-    images, manifest = generate.read_images(jobs[0].out_dir)
+    images, manifest = shards.read_images(jobs[0].out_dir)
     assert images.shape == (6, 28, 28) and manifest["generator"].eq(name).all()
     again = tmp_path / "again"
     job = dataclasses.replace(jobs[0], out_dir=str(again / jobs[0].name))
     generate.generate_config(job, progress=False)  # a fresh process's path: the pipeline loaded from the folder
-    assert generate.read_images(job.out_dir)[0].tolist() == images.tolist()
+    assert shards.read_images(job.out_dir)[0].tolist() == images.tolist()
 
 
 def test_killed_family_training_resumes_to_the_same_weights(family, tmp_path):

@@ -52,13 +52,14 @@ def test_small_images_are_held_in_memory(digits, tmp_path):
 def test_embedded_model_and_reference_learn_a_colour_folder_world(tmp_path):
     # the RGB path end to end at toy size: a 3-channel VAE, the folder's own captions, a 3-channel reference
     from synkit.generate import render as generate
+    from synkit.generate import plan
 
     root = make_digit_world(tmp_path / "tiny", train=6, val=3, ood=0)
     config = t2i.T2IConfig(world="folder", world_root=str(root), vae_steps=2, unet_steps=2, batch_size=8, vae_batch_size=8)
     pipe_dir = t2i.ensure_t2i(config, tmp_path / "models", progress=False)
     assert json.loads((pipe_dir / "vae" / "config.json").read_text())["in_channels"] == 3
     pipe = generate.load_pipeline(str(pipe_dir), "auto")
-    job = generate.GenJob(prompts="", prompt_set="classnames", guidance_scale=2.0, images_per_class=1, out_dir="x", generator=str(pipe_dir),
+    job = plan.GenJob(prompts="", prompt_set="classnames", guidance_scale=2.0, images_per_class=1, out_dir="x", generator=str(pipe_dir),
                           steps=2, resolution=32, resize_mode="resize", mode="RGB", dtype="auto")
     images = generate.render(pipe, job, ["seven", "two"], [1, 2])
     assert [np.asarray(im).shape for im in images] == [(32, 32, 3)] * 2
@@ -115,7 +116,7 @@ def test_folder_world_runs_the_whole_study_offline(tmp_path):
     best = summary["recognizability"].max()
     print(f"digits world: best recognizability {best:.3f} ({summary.loc[summary['recognizability'].idxmax(), 'config']})")
     assert best >= 0.2  # chance is 0.1; 0.32 at CFG 2-4 with 30 class-name images per class (measured, see the closing note)
-    from synkit.generate.render import read_images
+    from synkit.data.shards import read_images
 
     images, manifest = read_images(study / "synthetic" / "embedded-in_captions-cfg4", per_class=2)
     assert images.shape[1:] == (32, 32) and set(manifest["class_name"]) == set(NAMES)

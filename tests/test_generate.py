@@ -14,7 +14,9 @@ import pandas as pd
 import pytest
 
 from synkit.data import prompts
-from synkit.generate.render import GenJob, ShardError, config_name, generate_config, plan_images, read_images, verify
+from synkit.generate.render import generate_config
+from synkit.generate.plan import GenJob, config_name, plan_images
+from synkit.data.shards import ShardError, read_images, verify
 from tests.conftest import ROOT
 
 
@@ -79,7 +81,7 @@ def test_generates_shards_manifest_and_metadata(prompt_file, tiny_sd, tmp_path):
 def test_the_same_generator_at_another_path_keeps_its_images(prompt_file, tiny_sd, tmp_path):
     import shutil
 
-    from synkit.generate.render import generator_id
+    from synkit.generate.plan import generator_id
 
     job = make_job(prompt_file, tiny_sd, tmp_path / "cfg")
     generate_config(job, progress=False)

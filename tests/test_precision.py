@@ -7,7 +7,7 @@ import torch
 
 from synkit.clip import ladder as clip
 
-from synkit.generate import render as generate
+from synkit.generate import plan
 
 from synkit.core import precision
 
@@ -35,7 +35,7 @@ def test_auto_follows_the_cpu(native):
     # what runs is what is keyed
     assert train.TrainConfig().mixed_precision == ("bf16" if native else "no")
     assert clip.ClipConfig(mixed_precision="auto").mixed_precision == ("bf16" if native else "no")
-    job = generate.GenJob(prompts="p", prompt_set="s", guidance_scale=2.0, images_per_class=1, out_dir="o", generator="g")
+    job = plan.GenJob(prompts="p", prompt_set="s", guidance_scale=2.0, images_per_class=1, out_dir="o", generator="g")
     assert job.dtype == ("bfloat16" if native else "float32")
 
 

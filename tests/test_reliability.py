@@ -20,6 +20,8 @@ import pytest
 from synkit.clip import ladder as clip
 
 from synkit.generate import render as generate
+from synkit.generate import plan
+from synkit.data import shards
 
 from synkit.data import prompts
 
@@ -119,7 +121,7 @@ def made(fashion, tiny_sd, tmp_path_factory):
     root = tmp_path_factory.mktemp("made")
     table = prompts.build_prompts(fashion, ["classnames"])
     table.to_parquet(root / "prompts.parquet")
-    job = generate.GenJob(prompts=str(root / "prompts.parquet"), prompt_set="classnames", guidance_scale=2.0, images_per_class=2,
+    job = plan.GenJob(prompts=str(root / "prompts.parquet"), prompt_set="classnames", guidance_scale=2.0, images_per_class=2,
                           out_dir=str(root / "cfg"), generator=str(tiny_sd), steps=2, height=32, width=32, resolution=28,
                           resize_mode="center_crop", mode="L", batch_size=4, shard_size=8)
     generate.generate_config(job, progress=False)
@@ -131,8 +133,8 @@ def test_truncated_shard_is_named(made, tmp_path):
     cfg = shutil.copytree(src / "cfg", tmp_path / "cfg")
     shard = cfg / "shard-00001.tar"
     shard.write_bytes(shard.read_bytes()[:1000])
-    with pytest.raises(generate.ShardError, match=re.escape(str(shard))):
-        generate.read_images(cfg)
+    with pytest.raises(shards.ShardError, match=re.escape(str(shard))):
+        shards.read_images(cfg)
     assert (cfg / "shard-00000.tar").read_bytes() == (src / "cfg" / "shard-00000.tar").read_bytes()
 
 
@@ -142,17 +144,17 @@ def test_manifest_that_disagrees_with_its_shards_is_named(made, tmp_path):
     manifest = pd.read_parquet(cfg / "manifest.parquet")
     manifest.loc[manifest["shard"] == "shard-00002.tar", "shard_sha256"] = "0" * 64
     manifest.to_parquet(cfg / "manifest.parquet")
-    with pytest.raises(generate.ShardError, match="shard-00002.tar"):
-        generate.verify(cfg)
+    with pytest.raises(shards.ShardError, match="shard-00002.tar"):
+        shards.verify(cfg)
 
 
 def test_prompts_and_caption_tables_missing_a_column(made):
     src, _ = made
     table = pd.read_parquet(src / "prompts.parquet").drop(columns="prompt")
     with pytest.raises(ValueError, match="the prompts table lacks column 'prompt'"):
-        generate.plan_images(table, "classnames", 1, 0, "c")
+        plan.plan_images(table, "classnames", 1, 0, "c")
     with pytest.raises(ValueError, match="the caption table lacks column 'caption_id'"):
-        generate.plan_captions(pd.DataFrame({"caption": ["x"]}), 0, "c")
+        plan.plan_captions(pd.DataFrame({"caption": ["x"]}), 0, "c")
 
 
 def test_disk_full_while_writing_a_shard(made, tmp_path, monkeypatch):
@@ -167,7 +169,7 @@ def test_disk_full_while_writing_a_shard(made, tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(generate, "_write_tar", full)
-    job = generate.GenJob(**{**vars(job), "out_dir": str(cfg)})
+    job = plan.GenJob(**{**vars(job), "out_dir": str(cfg)})
     with pytest.raises(OSError, match=r"writing shard .*shard-00002.tar failed \(No space left on device\)"):
         generate.generate_config(job, progress=False)
     assert not (cfg / "shard-00002.tar").exists() and not list(cfg.glob("*.tmp"))

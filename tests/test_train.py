@@ -187,6 +187,7 @@ def test_file_backed_worlds_train_from_folders_and_shards(tmp_path, tiny_sd):
     """A folder world (images on disk) and a generated configuration (read from its shards
     without unpacking) through timm's transforms, evaluated on val and an OOD folder."""
     from synkit.generate import render as generate
+    from synkit.generate import plan
     from synkit.data import prompts
     from synkit.data.worlds import load_world
     from tests.conftest import make_image_folder
@@ -195,7 +196,7 @@ def test_file_backed_worlds_train_from_folders_and_shards(tmp_path, tiny_sd):
     world = load_world("folder", str(root))
     study = tmp_path / "study"
     prompts.build_prompts(world, ["classnames"]).to_parquet(tmp_path / "prompts.parquet")
-    job = generate.GenJob(prompts=str(tmp_path / "prompts.parquet"), prompt_set="classnames", guidance_scale=2.0, images_per_class=4,
+    job = plan.GenJob(prompts=str(tmp_path / "prompts.parquet"), prompt_set="classnames", guidance_scale=2.0, images_per_class=4,
                           out_dir=str(study / "synthetic" / "tiny-classnames-cfg2"), generator=str(tiny_sd), steps=2, height=32,
                           width=32, resolution=32, batch_size=6, shard_size=5)
     generate.generate_config(job, progress=False)

@@ -286,7 +286,7 @@ def image_sampler(world, configs: pd.DataFrame, per_class: int = 8, file_size: i
     read per class and squared to ``file_size``). Manifest paths relative to ``study_dir`` (as
     02_generate stores them) are read from there."""
     from synkit.core.files import from_study
-    from synkit.generate.render import read_images
+    from synkit.data.shards import read_images
 
     cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     manifests = {c: from_study(m, study_dir) if study_dir else m for c, m in zip(configs["config"], configs["manifest"])}

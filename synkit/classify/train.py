@@ -167,7 +167,7 @@ class Source:
 
 def parse_source(spec: str, configs: pd.DataFrame) -> Source:
     """``real``, ``PROMPT_SET@CFG`` / a configuration name, or either of them ``+real:F``."""
-    from synkit.generate.render import parse_config
+    from synkit.generate.plan import parse_config
 
     if spec == "real":
         return Source("real")
@@ -278,7 +278,7 @@ class ShardImages:
     def __init__(self, config_dir: str | Path):
         import tarfile
 
-        from synkit.generate.render import verify
+        from synkit.data.shards import verify
 
         self.dir = Path(config_dir)
         manifest = verify(self.dir, checksums=False)
@@ -657,7 +657,7 @@ class LadderData:
 
     def _synthetic(self, name: str):
         from synkit.core.files import from_study
-        from synkit.generate.render import read_images
+        from synkit.data.shards import read_images
 
         if name not in self.synthetic:
             if self.files:

@@ -600,7 +600,7 @@ class ClipJob:
 
 def run_job(job: ClipJob, progress: bool = True) -> pd.DataFrame:
     """Train and evaluate every run of ``job`` (and its control, with ``job.control``); returns the metrics table."""
-    from synkit.generate.render import read_images
+    from synkit.data.shards import read_images
     from synkit.data.worlds import in_memory, load_world, t2i_split
 
     out = Path(job.study_dir) / "clip"

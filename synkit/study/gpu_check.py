@@ -109,6 +109,7 @@ def check_generation(tmp: Path, sizes: Sizes, device: str) -> dict:
     from diffusers import StableDiffusionPipeline
 
     from synkit.generate import render as generate
+    from synkit.generate import plan
 
     path = sd15_pipeline(tmp, sizes)
     n, classes = sizes.gen_images, 8
@@ -116,7 +117,7 @@ def check_generation(tmp: Path, sizes: Sizes, device: str) -> dict:
                             "class_name": [f"class {i // (n // classes)}" for i in range(n)], "prompt_index": np.tile(np.arange(n // classes), classes),
                             "prompt": [f"a photo of a thing number {i}" for i in range(n)], "source_id": ""})
     prompts.to_parquet(tmp / "prompts.parquet")
-    job = generate.GenJob(prompts=str(tmp / "prompts.parquet"), prompt_set="classnames", guidance_scale=2.0, images_per_class=n // classes,
+    job = plan.GenJob(prompts=str(tmp / "prompts.parquet"), prompt_set="classnames", guidance_scale=2.0, images_per_class=n // classes,
                           out_dir=str(tmp / "gen"), generator=str(path), steps=sizes.gen_steps, height=sizes.gen_size, width=sizes.gen_size,
                           resolution=min(256, sizes.gen_size), batch_size=sizes.gen_batch, shard_size=n, dtype=sizes.dtype)
     stats = generate.generate_config(job, progress=False)

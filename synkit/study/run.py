@@ -335,7 +335,7 @@ def _ladder_problems(plan: dict[str, dict], defaults: dict[str, dict], source: s
     every ladder source needs >= 3 of the sizes for a fit, found now rather than after hours of training."""
     if "04_train" not in plan:
         return []
-    from synkit.generate.render import parse_ladder_config
+    from synkit.generate.plan import parse_ladder_config
     from synkit.classify.train import ladder_sizes
     from synkit.data.worlds import load_world
 
@@ -353,7 +353,7 @@ def _ladder_problems(plan: dict[str, dict], defaults: dict[str, dict], source: s
         return [f"{source}: the ladder of 04_train cannot be built: {err}"]
     classes = len(world.classes)
     from synkit.t2i.families import GENERATOR_KEYS, generator_entries
-    from synkit.generate.render import config_name
+    from synkit.generate.plan import config_name
 
     counts = {}  # PROMPT_SET@CFG and configuration folder -> images 02_generate makes
     for entry in generator_entries(g.get("generators") or [], {k: g.get(k) for k in GENERATOR_KEYS}):
@@ -386,7 +386,7 @@ def _source_problems(plan: dict[str, dict], defaults: dict[str, dict], source: s
     gen = {**defaults.get("02_generate", {}), **plan["02_generate"]}
     train_values = {**defaults.get("04_train", {}), **plan["04_train"]}
     from synkit.t2i.families import GENERATOR_KEYS, generator_entries
-    from synkit.generate.render import config_name, parse_ladder_config
+    from synkit.generate.plan import config_name, parse_ladder_config
 
     try:
         entries = generator_entries(gen.get("generators") or [], {k: gen.get(k) for k in GENERATOR_KEYS})

@@ -14,11 +14,10 @@ import torch.nn.functional as F
 
 from synkit.core import precision
 from synkit.engine import loop
-from synkit.t2i.text import encode_texts, quiet
 from synkit.t2i import base, registry
 from synkit.t2i import latent as t2i
 from synkit.t2i.base import WorldFields, flush_denormals, start_training, tokenizer_and_encoder, training_record
-
+from synkit.t2i.text import encode_texts, quiet
 
 # unmasking steps of the token family's generation: 6 scored F1 within 0.016 of 8 either way at CFG 2-4 (150 in_captions images per
 # class, two reference classifiers; benchmarks/sampler_steps.py) at 1.35-1.5x the images/s; 12 and 16 were no better at CFG 4
