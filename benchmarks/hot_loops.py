@@ -64,6 +64,7 @@ def unet_step(threads: int):
 
 def classifier_step(threads: int):
     from synkit.classify import train
+    from synkit.classify import data
 
     torch.set_num_threads(threads)
     config = train.config_from({}, "fashion")
@@ -74,7 +75,7 @@ def classifier_step(threads: int):
 
     def step():
         with precision.autocast("cpu"):
-            loss = F.cross_entropy(model(train.augment(x, 0, 0)).float(), y)
+            loss = F.cross_entropy(model(data.augment(x, 0, 0)).float(), y)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)

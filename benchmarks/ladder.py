@@ -21,7 +21,7 @@ import numpy as np
 
 from synkit.engine import runs
 
-from synkit.classify import train
+from synkit.classify import ladder
 
 
 def main() -> None:
@@ -43,18 +43,18 @@ def main() -> None:
     for r in range(args.repeats):
         for w in (1, workers, "all cores"):
             with tempfile.TemporaryDirectory() as tmp:
-                job = train.TrainJob(study_dir=tmp, sources=["real"], sizes=sizes, seeds=args.seeds, eval_size=args.eval_size,
+                job = ladder.TrainJob(study_dir=tmp, sources=["real"], sizes=sizes, seeds=args.seeds, eval_size=args.eval_size,
                                      train_config=config, workers=1 if w == "all cores" else w)
                 t0 = time.perf_counter()
                 if w == "all cores":  # bypass run_threads: one run at a time on every core
                     original = runs.run_threads
                     runs.run_threads = lambda: None
                     try:
-                        tables[w] = train.run_ladder(job, progress=False)
+                        tables[w] = ladder.run_ladder(job, progress=False)
                     finally:
                         runs.run_threads = original
                 else:
-                    tables[w] = train.run_ladder(job, progress=False)
+                    tables[w] = ladder.run_ladder(job, progress=False)
                 times[w].append(time.perf_counter() - t0)
             print(f"  repeat {r}: {w} process(es): {times[w][-1]:.1f} s")
     a, b = (tables[w].sort_values(["seed", "size", "eval_set", "class_index"])["loss"].to_numpy() for w in (1, workers))

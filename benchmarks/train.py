@@ -26,6 +26,7 @@ from synkit.core import precision
 from synkit.engine import runs
 
 from synkit.classify import train
+from synkit.classify import data
 
 
 def plain_loop(config: train.TrainConfig, x: torch.Tensor, y: torch.Tensor, steps: int, num_classes: int) -> float:
@@ -79,7 +80,7 @@ def main() -> None:
         rng = np.random.default_rng(0)
         images = rng.integers(0, 256, (args.size, args.image_size, args.image_size, args.channels), dtype=np.uint8).squeeze(-1 if args.channels == 1 else ())
         labels = rng.integers(0, 10, args.size)
-    x, y = train.to_tensor(images), torch.as_tensor(labels, dtype=torch.long)
+    x, y = data.to_tensor(images), torch.as_tensor(labels, dtype=torch.long)
     val = {"val": (x[:256], y[:256])}
     names = [str(c) for c in range(10)]
     print(f"model {config.model} {config.model_kwargs}, {args.size} images {tuple(x.shape[1:])}, batch {config.batch_size}, "

@@ -30,6 +30,8 @@ from synkit.analysis import scaling
 from synkit.study import run as study
 
 from synkit.classify import train
+from synkit.classify import ladder
+from synkit.classify import data
 from synkit.data.worlds import load_world
 from tests.conftest import ROOT, make_image_folder
 
@@ -179,9 +181,9 @@ def test_disk_full_while_writing_a_shard(made, tmp_path, monkeypatch):
 def test_bad_training_and_fit_inputs():
     configs = pd.DataFrame({"config": ["m-classnames-cfg2"], "prompt_set": ["classnames"], "guidance_scale": [2.0], "images": [100]})
     with pytest.raises(ValueError, match="source 'classnames@9' names no generated configuration"):
-        train.parse_source("classnames@9", configs)
+        data.parse_source("classnames@9", configs)
     with pytest.raises(ValueError, match=re.escape("sizes [0, 10, 20] are invalid")):
-        train.plan_runs(train.TrainJob(study_dir="x", sizes=[0, 10, 20]), configs)
+        ladder.plan_runs(ladder.TrainJob(study_dir="x", sizes=[0, 10, 20]), configs)
     with pytest.raises(ValueError, match="train_config key 'epochs' is unknown"):
         train.config_from({"epochs": 3})
     with pytest.raises(ValueError, match="loss -0.5 at size 20 is not a positive finite number"):

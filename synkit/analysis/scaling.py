@@ -9,7 +9,7 @@ t-interval of OLS, and a residual bootstrap (fitted values plus resampled, df-co
 residuals; pairs bootstrap degenerates with 5 points).
 
 **Seeds and sizes.** A study trains every (source, size) with several seeds, and each seed draws
-its own nested subsets of the data (``synkit.classify.train``), so the seeds are replicates of the data as
+its own nested subsets of the data (``synkit.classify.data``), so the seeds are replicates of the data as
 well as of the initialization. Points that share a size are not independent: at the top of a ladder
 every seed trains on much the same images (at D_I, on all of the real pool), and a size whose draw
 or schedule happens to be odd moves every seed's point together. The fit is therefore made on the

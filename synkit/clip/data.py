@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from synkit.classify import train
+from synkit.classify import data
 
 SETUPS = ("real", "synthetic", "mixed")
 
@@ -17,7 +18,7 @@ def to_clip_tensor(images: np.ndarray) -> torch.Tensor:
 
     images = np.asarray(images)
     if images.ndim == 3:
-        return train.to_tensor(images).expand(-1, 3, -1, -1).contiguous()
+        return data.to_tensor(images).expand(-1, 3, -1, -1).contiguous()
     x = torch.tensor(images).permute(0, 3, 1, 2).float().div_(255)
     mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
@@ -29,7 +30,7 @@ def image_stats(images: np.ndarray) -> tuple[tuple, tuple]:
     import open_clip
 
     if np.asarray(images).ndim == 3:
-        return (train.TO_TENSOR_MEAN,) * 3, (train.TO_TENSOR_STD,) * 3
+        return (data.TO_TENSOR_MEAN,) * 3, (train.TO_TENSOR_STD,) * 3
     return tuple(open_clip.OPENAI_DATASET_MEAN), tuple(open_clip.OPENAI_DATASET_STD)
 
 

@@ -43,7 +43,7 @@ from synkit.core import precision
 
 from synkit.engine import runs
 
-from synkit.classify import train
+from synkit.classify import data
 from synkit.clip.data import SETUPS, image_stats, square, to_clip_tensor  # noqa: F401  (clip.square etc. for callers)
 from synkit.core.files import atomic, write_parquet
 
@@ -113,7 +113,7 @@ def web_captions(world, n: int, seed: int = 0, synonym_rate: float = 0.2, hypern
     if n > len(labels):
         raise ValueError(f"clip_max_scale={n} captions were asked for; the {pool} split, this world's caption pool, has {len(labels)} images: "
                          f"set clip_max_scale to at most {len(labels)}.")
-    order = train.balanced_order(labels, seed)[:n]
+    order = data.balanced_order(labels, seed)[:n]
     texts = load_captioner(world.name).caption_arrays(np.asarray(web.images)[order])
     rng = np.random.default_rng([seed, 7])
     classes = world.classes
@@ -171,7 +171,7 @@ def split_arrays(world, names: list[str], eval_size: int, image_size: int | None
     """uint8 images and labels of the world's eval splits: fashion's arrays as they are; file
     splits loaded, squared to ``image_size`` and limited to a class-balanced ``eval_size``."""
     if hasattr(world.split(names[0]), "images"):
-        out = train.eval_arrays(world, names, eval_size, 0)
+        out = data.eval_arrays(world, names, eval_size, 0)
         if image_size and any(x.shape[1] != image_size for x, _ in out.values()):  # in memory at another size than CLIP's input
             from PIL import Image
 
@@ -181,7 +181,7 @@ def split_arrays(world, names: list[str], eval_size: int, image_size: int | None
     for name in names:
         split = world.split(name)
         labels = np.asarray(split.labels)
-        idx = np.sort(train.balanced_order(labels, 0)[:eval_size]) if eval_size else np.arange(len(labels))
+        idx = np.sort(data.balanced_order(labels, 0)[:eval_size]) if eval_size else np.arange(len(labels))
         out[name] = (np.stack([square(split.image(int(i)), image_size) for i in idx]), labels[idx])
     return out
 
@@ -203,7 +203,7 @@ def image_folder(root: str | Path, image_size: int, per_class: int = 0) -> tuple
         if len(names) != len(data.classes):
             raise ValueError(f"{names_file} has {len(names)} names for {len(data.classes)} class folders; give one name per folder.")
     labels = np.array(data.targets)
-    idx = np.sort(train.balanced_order(labels, 0)[: per_class * len(names)]) if per_class else np.arange(len(labels))
+    idx = np.sort(data.balanced_order(labels, 0)[: per_class * len(names)]) if per_class else np.arange(len(labels))
     images = np.stack([square(data.loader(data.samples[i][0]), image_size) for i in idx])
     return images, labels[idx], names
 

@@ -142,12 +142,13 @@ def check_train(tmp: Path, sizes: Sizes, device: str) -> dict:
     import timm
 
     from synkit.classify import train
+    from synkit.classify import data
 
     rng = np.random.default_rng(0)
     s, batch, steps = sizes.vit_size, sizes.train_batch, sizes.train_steps
     images = rng.integers(0, 256, (batch * 4, s, s, 3), dtype=np.uint8)
     labels = rng.integers(0, 1000, len(images))
-    x = train.to_tensor(images[:256])
+    x = data.to_tensor(images[:256])
     config = train.TrainConfig(model=sizes.vit, model_kwargs=sizes.vit_kwargs, batch_size=batch, steps_min=steps, steps_max=steps,
                                checkpoint_every=10**6, channels_last=False, eval_batch_size=256)
     names = [str(i) for i in range(1000)]
@@ -155,7 +156,7 @@ def check_train(tmp: Path, sizes: Sizes, device: str) -> dict:
     # the plain loop: same model, optimizer, batches and precision, no synkit machinery
     model = timm.create_model(sizes.vit, num_classes=1000, **sizes.vit_kwargs).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=device == "cuda")
-    xs, ys = train.to_tensor(images).to(device), torch.as_tensor(labels).to(device)
+    xs, ys = data.to_tensor(images).to(device), torch.as_tensor(labels).to(device)
     for i in range(steps + 2):
         if i == 2:
             _sync(device)
@@ -217,7 +218,7 @@ def check_two_processes(tmp: Path, sizes: Sizes, device: str) -> dict:
            "max_factor": 1.0, "eval_size": 500, "train_config": {"steps_min": 5, "steps_max": 10, "batch_size": 64}}
     job_file = files.write_json(job, tmp / "job.json")
     t0 = time.perf_counter()
-    runs.launch("synkit.classify.train", [job_file], 2)
+    runs.launch("synkit.classify.ladder", [job_file], 2)
     table = pd.read_parquet(tmp / "train" / "metrics.parquet")
     return {"processes": 2, "runs": int(table[["size", "seed"]].drop_duplicates().shape[0]), "seconds": round(time.perf_counter() - t0, 1)}
 
