@@ -1,4 +1,4 @@
-"""CLIP training throughput: synkit's ``clip.train_clip`` (DataLoader with batched fetches from the
+"""CLIP training throughput: synkit's ``clip_train.train_clip`` (DataLoader with batched fetches from the
 real/synthetic image bank, accelerate, checkpoints) against a plain loop over the same open_clip
 model, captions and images, in one run, and their ratio.
 
@@ -20,11 +20,13 @@ import open_clip
 import torch
 
 from synkit.clip import ladder as clip
+from synkit.clip import train as clip_train
+from synkit.clip import data as clip_data
 
 from synkit.core import precision
 
 
-def plain_loop(config: clip.ClipConfig, bank: torch.Tensor, tokens: torch.Tensor, steps: int) -> float:
+def plain_loop(config: clip_train.ClipConfig, bank: torch.Tensor, tokens: torch.Tensor, steps: int) -> float:
     torch.manual_seed(config.seed)
     model = open_clip.create_model(config.model, pretrained=None)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -49,7 +51,7 @@ def plain_loop(config: clip.ClipConfig, bank: torch.Tensor, tokens: torch.Tensor
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=clip.FASHION_MODEL)
+    ap.add_argument("--model", default=clip_train.FASHION_MODEL)
     ap.add_argument("--captions", type=int, default=4000)
     ap.add_argument("--image-size", type=int, default=28)
     ap.add_argument("--batch-size", type=int, default=128)
@@ -58,14 +60,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
 
-    clip.register_models()
-    config = clip.ClipConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size, mixed_precision=args.mixed_precision)
+    clip_train.register_models()
+    config = clip_train.ClipConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size, mixed_precision=args.mixed_precision)
     tokenizer = open_clip.get_tokenizer(args.model)
-    if args.model == clip.FASHION_MODEL:
+    if args.model == clip_train.FASHION_MODEL:
         from synkit.data.worlds import load_world
 
         world = load_world("fashion")
-        caps = clip.web_captions(world, args.captions)
+        caps = clip_data.web_captions(world, args.captions)
         real = np.asarray(world.split("web").images)[caps["web_index"].to_numpy()]
         bank = torch.cat([clip.to_clip_tensor(real), clip.to_clip_tensor(255 - real)])
         tokens = tokenizer(caps["caption"].tolist())
@@ -79,7 +81,7 @@ def main() -> None:
     for r in range(args.repeats):
         plain.append(plain_loop(config, bank, tokens, steps))
         with tempfile.TemporaryDirectory() as tmp:
-            _, info = clip.train_clip(bank, tokens, "mixed", config, tmp, lambda m, acc: __import__("pandas").DataFrame(), data_key=str(r), progress=False)
+            _, info = clip_train.train_clip(bank, tokens, "mixed", config, tmp, lambda m, acc: __import__("pandas").DataFrame(), data_key=str(r), progress=False)
         ours.append(info["pairs_per_s"])
         print(f"  repeat {r}: plain {plain[-1]:.0f} pairs/s, synkit {ours[-1]:.0f} pairs/s")
     print(f"plain loop:  {max(plain):.0f} image-caption pairs/s (best of {args.repeats})")

@@ -8,6 +8,9 @@ import torch
 
 from synkit.analysis import clip_tables
 from synkit.clip import ladder as clip
+from synkit.clip import train as clip_train
+from synkit.clip import zero_shot as clip_zero_shot
+from synkit.clip import data as clip_data
 
 from synkit.generate import render as generate
 from synkit.generate import plan
@@ -19,41 +22,41 @@ def test_mixed_sampler_draws_both_images_of_a_caption_across_epochs():
     n, batch, epochs = 40, 8, 12
     steps = epochs * (n // batch)
     drawn = {i: set() for i in range(n)}
-    for idx in clip.ClipBatches(n, batch, steps, seed=0, setup="mixed"):
+    for idx in clip_data.ClipBatches(n, batch, steps, seed=0, setup="mixed"):
         for j in idx:
             drawn[j % n].add(j >= n)  # True: the synthetic image
     assert all(kinds == {True, False} for kinds in drawn.values())
-    real = [j for b in clip.ClipBatches(n, batch, steps, 0, "real") for j in b]
-    synth = [j for b in clip.ClipBatches(n, batch, steps, 0, "synthetic") for j in b]
+    real = [j for b in clip_data.ClipBatches(n, batch, steps, 0, "real") for j in b]
+    synth = [j for b in clip_data.ClipBatches(n, batch, steps, 0, "synthetic") for j in b]
     assert max(real) < n and min(synth) >= n and [j - n for j in synth] == real  # same caption order
-    full = list(clip.ClipBatches(n, batch, steps, 0, "mixed"))
-    assert list(clip.ClipBatches(n, batch, steps, 0, "mixed", start=7)) == full[7:]
+    full = list(clip_data.ClipBatches(n, batch, steps, 0, "mixed"))
+    assert list(clip_data.ClipBatches(n, batch, steps, 0, "mixed", start=7)) == full[7:]
     with pytest.raises(ValueError, match="setup 'both' is unknown"):
-        clip.ClipBatches(n, batch, steps, 0, "both")
+        clip_data.ClipBatches(n, batch, steps, 0, "both")
 
 
 def test_captions_coarse_task_and_scales(fashion):
-    caps = clip.web_captions(fashion, 50, seed=1)
+    caps = clip_data.web_captions(fashion, 50, seed=1)
     assert caps["caption_id"].is_unique and len(caps) == 50
     assert np.bincount(caps["class_index"], minlength=10).tolist() == [5] * 10
     assert caps["caption"].str.contains(", ").all()
-    names, mapping = clip.coarse_task(fashion.classes)
+    names, mapping = clip_data.coarse_task(fashion.classes)
     assert names == ["footwear", "clothing", "container"]
     assert [names[m] for m in mapping] == ["clothing"] * 5 + ["footwear", "clothing", "footwear", "container", "footwear"]
     assert clip.clip_scales(8000, 1000) == [1000, 2000, 4000, 8000]
     with pytest.raises(ValueError, match="min_scale=0"):
         clip.clip_scales(100, 0)
     with pytest.raises(ValueError, match="clip_config key 'lr_max' is unknown"):
-        clip.clip_config_from({"lr_max": 1})
+        clip_train.clip_config_from({"lr_max": 1})
 
 
 def test_tiny_clip_trains_on_each_setup(tmp_path, fashion):
-    caps = clip.web_captions(fashion, 64)
+    caps = clip_data.web_captions(fashion, 64)
     web = np.asarray(fashion.split("web").images)
     real = web[caps["web_index"].to_numpy()]
     synth = 255 - real
-    config = clip.ClipConfig(epochs=2, batch_size=16, checkpoint_every=3)
-    evals, tasks = clip.world_tasks(fashion, 200, None)
+    config = clip_train.ClipConfig(epochs=2, batch_size=16, checkpoint_every=3)
+    evals, tasks = clip_zero_shot.world_tasks(fashion, 200, None)
     assert [t["name"] for t in tasks] == ["val", "sketch", "silhouette", "val-coarse"]
     table = clip.run_ladder(caps, real, synth, evals, tasks, [16, 32, 64], config, tmp_path, progress=False)
     assert set(table["setup"]) == set(clip.SETUPS) and sorted(table["scale"].unique()) == [16, 32, 64]
@@ -75,7 +78,7 @@ def _caption_study(root, fashion, tiny_sd, n=64):
     """A study folder with clip/captions.parquet and one generated image per caption."""
     out = root / "clip"
     out.mkdir(parents=True)
-    caps = clip.web_captions(fashion, n)
+    caps = clip_data.web_captions(fashion, n)
     caps.to_parquet(out / "captions.parquet")
     job = plan.GenJob(prompts=str(out / "captions.parquet"), captions=str(out / "captions.parquet"), prompt_set="captions",
                           guidance_scale=2.0, images_per_class=n, out_dir=str(out / "synthetic"), generator=str(tiny_sd), steps=2,
@@ -145,13 +148,13 @@ def test_other_worlds_read_laion_style_shards_and_extra_zero_shot_folders(tmp_pa
     with pytest.raises(ValueError, match="must share one size: real .*32, 32, 3.*model input 16; set clip_image_size"):
         clip.run_job(clip.ClipJob(study_dir=str(study), world="folder", world_root=str(tmp_path / "world"), scales=[4],
                                   clip_config={"epochs": 1, "batch_size": 4, "image_size": 16}), progress=False)
-    images, labels, names = clip.image_folder(tmp_path / "pets", 16)
+    images, labels, names = clip_data.image_folder(tmp_path / "pets", 16)
     assert names == ["tabby cat", "corgi dog"] and images.shape == (6, 16, 16, 3) and sorted(set(labels)) == [0, 1]
-    assert len(clip.templates_for("folder")) == 80
+    assert len(clip_zero_shot.templates_for("folder")) == 80
 
 
 def test_caption_shards_keep_ids_and_open_clip_reads_them(tmp_path, fashion, tiny_sd):
-    caps = clip.web_captions(fashion, 12)
+    caps = clip_data.web_captions(fashion, 12)
     path = tmp_path / "captions.parquet"
     caps.to_parquet(path)
     job = plan.GenJob(prompts=str(path), captions=str(path), prompt_set="captions", guidance_scale=2.0, images_per_class=len(caps),
@@ -165,9 +168,9 @@ def test_caption_shards_keep_ids_and_open_clip_reads_them(tmp_path, fashion, tin
     import open_clip
     from open_clip_train.data import get_wds_dataset
 
-    clip.register_models()
-    _, _, preprocess = open_clip.create_model_and_transforms(clip.FASHION_MODEL)
-    tokenizer = open_clip.get_tokenizer(clip.FASHION_MODEL)
+    clip_train.register_models()
+    _, _, preprocess = open_clip.create_model_and_transforms(clip_train.FASHION_MODEL)
+    tokenizer = open_clip.get_tokenizer(clip_train.FASHION_MODEL)
     shard_list = sorted(str(p) for p in (tmp_path / "shards").glob("shard-*.tar"))
     args = types.SimpleNamespace(
         train_data="::".join(shard_list), train_data_upsampling_factors=None, train_num_samples=12, batch_size=4, workers=0,
@@ -194,10 +197,10 @@ def test_caption_table_needs_its_columns(tmp_path):
 def test_a_trained_clip_is_saved_for_open_clip_and_gives_its_features(tmp_path, fashion):
     import open_clip
 
-    caps = clip.web_captions(fashion, 32)
+    caps = clip_data.web_captions(fashion, 32)
     real = np.asarray(fashion.split("web").images)[caps["web_index"].to_numpy()]
     bank = torch.cat([clip.to_clip_tensor(real), clip.to_clip_tensor(255 - real)])
-    tokenizer = clip.open_clip_tokenizer(clip.FASHION_MODEL)
+    tokenizer = clip_train.open_clip_tokenizer(clip_train.FASHION_MODEL)
     seen = {}
 
     def evaluate(model, accelerator):
@@ -206,7 +209,7 @@ def test_a_trained_clip_is_saved_for_open_clip_and_gives_its_features(tmp_path, 
             seen["text"] = model.encode_text(tokenizer(["a shirt", "a boot"]), normalize=True)
         return pd.DataFrame([{"eval_set": "val", "task": "classes", "top1": 0.5, "loss": 1.0}])
 
-    clip.train_clip(bank, tokenizer(caps["caption"].tolist()), "real", clip.ClipConfig(epochs=1, batch_size=8), tmp_path / "run", evaluate,
+    clip_train.train_clip(bank, tokenizer(caps["caption"].tolist()), "real", clip_train.ClipConfig(epochs=1, batch_size=8), tmp_path / "run", evaluate,
                     progress=False, image_stats=clip.image_stats(real))
     folder = (tmp_path / "run" / "model").resolve()
     config = json.loads((folder / "open_clip_config.json").read_text())
@@ -221,9 +224,9 @@ def test_a_trained_clip_is_saved_for_open_clip_and_gives_its_features(tmp_path, 
     x = preprocess(Image.fromarray(real[0]))  # open_clip's own preprocessing with the saved statistics: the study's tensor
     assert x.shape == (3, 28, 28) and torch.allclose(x, clip.to_clip_tensor(real[:1])[0], atol=1e-2)
     with pytest.raises(FileNotFoundError, match="holds no open_clip model"):
-        clip.load_model(tmp_path)
+        clip_train.load_model(tmp_path)
 
 
 def test_clip_config_names_an_unsupported_precision():
     with pytest.raises(ValueError, match="clip_config mixed_precision='fp16' is invalid; valid values are auto, no, bf16"):
-        clip.ClipConfig(mixed_precision="fp16")
+        clip_train.ClipConfig(mixed_precision="fp16")

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from synkit.clip import ladder as clip
+from synkit.clip import train as clip_train
 from synkit.clip.stream import CaptionStream, StreamSpec, caption_table, records, expand_urls, shuffled, takes_synthetic, write_pairs
 
 
@@ -119,7 +120,7 @@ def test_a_streaming_job_trains_saves_and_resumes_after_a_kill(tmp_path, fashion
             "real_shards": shards, "stream_buffer": 16, "clip_config": {"epochs": 4, "batch_size": 8, "checkpoint_every": 4}}
     reference = clip.run_job(clip.ClipJob(study_dir=str(straight), **spec), progress=False)
     assert sorted(reference["scale"].unique()) == [32, 64] and reference["top1"].between(0, 1).all()
-    model, _, tokenizer = clip.load_model(straight / "clip" / "runs" / "mixed" / "n00000064-s0" / "model")
+    model, _, tokenizer = clip_train.load_model(straight / "clip" / "runs" / "mixed" / "n00000064-s0" / "model")
     assert model.encode_text(tokenizer(["a shirt"])).shape[-1] > 0
     job_file = tmp_path / "job.json"
     job_file.write_text(json.dumps({"study_dir": str(killed), **spec}))
@@ -136,15 +137,15 @@ MEMORY_SCRIPT = textwrap.dedent("""
     import json, resource, sys, tempfile
     from pathlib import Path
     import numpy as np, pandas as pd, torch
-    from synkit.clip import ladder as clip
+    from synkit.clip import train as clip_train
     from synkit.clip.stream import StreamSpec
     torch.set_num_threads(1)
     n, shards = int(sys.argv[1]), sys.argv[2]
-    config = clip.ClipConfig(epochs=1, batch_size=128, checkpoint_every=10**6)
+    config = clip_train.ClipConfig(epochs=1, batch_size=128, checkpoint_every=10**6)
     evaluate = lambda m, acc: pd.DataFrame([{"eval_set": "val", "task": "classes", "top1": 0.0, "loss": 1.0}])
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with tempfile.TemporaryDirectory() as tmp:
-        _, info = clip.train_clip(None, None, "real", config, Path(tmp) / "run", evaluate, progress=False, stream=StreamSpec(shards, None, n, buffer=1000))
+        _, info = clip_train.train_clip(None, None, "real", config, Path(tmp) / "run", evaluate, progress=False, stream=StreamSpec(shards, None, n, buffer=1000))
     print(json.dumps({"n": n, "steps": info["steps"], "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "start_mb": before / 1024}))
 """)
 

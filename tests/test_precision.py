@@ -5,7 +5,7 @@ import warnings
 import pytest
 import torch
 
-from synkit.clip import ladder as clip
+from synkit.clip import train as clip_train
 
 from synkit.generate import plan
 
@@ -34,7 +34,7 @@ def test_auto_follows_the_cpu(native):
     assert y.dtype == (torch.bfloat16 if native else torch.float32)
     # what runs is what is keyed
     assert train.TrainConfig().mixed_precision == ("bf16" if native else "no")
-    assert clip.ClipConfig(mixed_precision="auto").mixed_precision == ("bf16" if native else "no")
+    assert clip_train.ClipConfig(mixed_precision="auto").mixed_precision == ("bf16" if native else "no")
     job = plan.GenJob(prompts="p", prompt_set="s", guidance_scale=2.0, images_per_class=1, out_dir="o", generator="g")
     assert job.dtype == ("bfloat16" if native else "float32")
 

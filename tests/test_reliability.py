@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synkit.clip import ladder as clip
+from synkit.clip import train as clip_train
 
 from synkit.generate import render as generate
 from synkit.generate import plan
@@ -189,7 +189,7 @@ def test_bad_training_and_fit_inputs():
     with pytest.raises(ValueError, match="loss -0.5 at size 20 is not a positive finite number"):
         scaling.fit_power_law([10, 20, 40], [1.0, -0.5, 0.3], d_i=20)
     with pytest.raises(ValueError, match="clip_config key 'steps' is unknown"):
-        clip.clip_config_from({"steps": 3})
+        clip_train.clip_config_from({"steps": 3})
 
 
 # ---------------------------------------------------------------- pickles and remote code

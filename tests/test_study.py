@@ -71,7 +71,7 @@ def test_bad_values_are_named(override, message):
         ("03_quality.reference_config={epoch: 2}", "reference_config of 03_quality has unknown key 'epoch' (fields of synkit.classify.quality.ReferenceConfig); did you mean 'epochs'?"),
         ("04_train.train_config={stepz_max: 3}", "train_config of 04_train has unknown key 'stepz_max' (fields of synkit.classify.train.TrainConfig); did you mean 'steps_max'?"),
         ("04_train.capacity_config={model_kwarg: {}}", "capacity_config of 04_train has unknown key 'model_kwarg'"),
-        ("07_clip.clip_config={batchsize: 8}", "clip_config of 07_clip has unknown key 'batchsize' (fields of synkit.clip.ladder.ClipConfig); did you mean 'batch_size'?"),
+        ("07_clip.clip_config={batchsize: 8}", "clip_config of 07_clip has unknown key 'batchsize' (fields of synkit.clip.train.ClipConfig); did you mean 'batch_size'?"),
         ("04_train.train_config={steps_max: 0}", "train_config of 04_train is invalid: train_config steps_max=0 is invalid"),
         ("04_train.sources=[real, in_captions@2]", "source 'in_captions@2' of 04_train names no configuration 02_generate makes"),
         ("04_train.sources=[real, in_captoins@4+real:0.5]", "did you mean 'in_captions@4'?"),

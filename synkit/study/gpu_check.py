@@ -7,8 +7,8 @@ random weights built from configs (nothing is downloaded), each timed against a 
 - **train_vit_b16**: ViT-B/16 supervised steps through ``synkit.classify.train.train_run`` (accelerate, bf16
   autocast, sharded evaluation) against a plain PyTorch loop (images/s ratio); the run's saved
   model is loaded back by ``timm.create_model("local-dir:...")`` and must give the same logits;
-- **clip_vit_b16**: open_clip ViT-B-16 steps through ``synkit.clip.ladder.train_clip`` with zero-shot
-  evaluation on the device (``clip.zero_shot``); the saved model is loaded back by
+- **clip_vit_b16**: open_clip ViT-B-16 steps through ``synkit.clip.train.train_clip`` with zero-shot
+  evaluation on the device (``clip_zero_shot.zero_shot``); the saved model is loaded back by
   ``open_clip.create_model_and_transforms("local-dir:...")`` and must give the same features;
 - **two_processes** (only with two or more GPUs): a small ladder under ``accelerate launch`` on two
   processes (``runs.launch``), its evaluation sharded and gathered.
@@ -183,24 +183,25 @@ def check_train(tmp: Path, sizes: Sizes, device: str) -> dict:
 
 
 def check_clip(tmp: Path, sizes: Sizes, device: str) -> dict:
-    """open_clip steps through clip.train_clip with zero-shot on the device; the saved folder reloads in open_clip."""
+    """open_clip steps through clip_train.train_clip with zero-shot on the device; the saved folder reloads in open_clip."""
     import open_clip
 
-    from synkit.clip import ladder as clip
+    from synkit.clip import train as clip_train
+    from synkit.clip import zero_shot as clip_zero_shot
 
-    clip.register_models()
+    clip_train.register_models()
     rng = np.random.default_rng(0)
     n, s = sizes.clip_captions, sizes.clip_size
-    config = clip.ClipConfig(model=sizes.clip_model, epochs=1, batch_size=sizes.clip_batch, image_size=s,
+    config = clip_train.ClipConfig(model=sizes.clip_model, epochs=1, batch_size=sizes.clip_batch, image_size=s,
                              mixed_precision="bf16", checkpoint_every=10**6)
     tokenizer = open_clip.get_tokenizer(sizes.clip_model)
     tokens = tokenizer([f"a photo of thing {i % 100}" for i in range(n)])
     bank = torch.from_numpy(rng.standard_normal((2 * n, 3, s, s)).astype(np.float32))
     evals = {"val": (bank[:256], torch.as_tensor(rng.integers(0, 10, min(256, 2 * n))))}
     tasks = [{"name": "val", "set": "val", "classes": [f"thing {i}" for i in range(10)], "mapping": np.arange(10)}]
-    evaluate = lambda model, acc: clip.zero_shot(model, tokenizer, evals, tasks, clip.FASHION_TEMPLATES, accelerator=acc)  # noqa: E731
-    metrics, info = clip.train_clip(bank, tokens, "real", config, tmp / "clip", evaluate, progress=False)
-    model, preprocess, _ = clip.load_model(tmp / "clip" / "model")
+    evaluate = lambda model, acc: clip_zero_shot.zero_shot(model, tokenizer, evals, tasks, clip_zero_shot.FASHION_TEMPLATES, accelerator=acc)  # noqa: E731
+    metrics, info = clip_train.train_clip(bank, tokens, "real", config, tmp / "clip", evaluate, progress=False)
+    model, preprocess, _ = clip_train.load_model(tmp / "clip" / "model")
     again, _, _ = open_clip.create_model_and_transforms(f"local-dir:{(tmp / 'clip' / 'model').resolve()}")
     with torch.inference_mode():
         a = model.encode_image(bank[:4]).float()

@@ -279,7 +279,7 @@ def check(study: dict, notebooks: dict[str, Path], source: str = "study") -> dic
 
 def _config_classes() -> dict[str, tuple[str, object]]:
     """Each nested config parameter: (the class its keys are fields of, a builder that checks the values)."""
-    from synkit.clip import ladder as clip
+    from synkit.clip import train as clip_train
     from synkit.classify import quality
     from synkit.t2i import latent as t2i
     from synkit.classify import train
@@ -292,7 +292,7 @@ def _config_classes() -> dict[str, tuple[str, object]]:
         "reference_config": ("synkit.classify.quality.ReferenceConfig", quality.ReferenceConfig, reference),
         "train_config": ("synkit.classify.train.TrainConfig", train.TrainConfig, train.config_from),
         "capacity_config": ("synkit.classify.train.TrainConfig", train.TrainConfig, train.config_from),
-        "clip_config": ("synkit.clip.ladder.ClipConfig", clip.ClipConfig, clip.clip_config_from),
+        "clip_config": ("synkit.clip.train.ClipConfig", clip_train.ClipConfig, clip_train.clip_config_from),
     }
 
 
