@@ -28,6 +28,7 @@ from synkit.data import prompts
 from synkit.analysis import scaling
 
 from synkit.study import run as study
+from synkit.study import params as study_params
 
 from synkit.classify import train
 from synkit.classify import ladder
@@ -59,7 +60,7 @@ def test_bad_parameters_are_named_and_nothing_runs(tmp_path, override, words):
     earlier = out / "smoke" / "train" / "metrics.parquet"
     earlier.parent.mkdir(parents=True)
     earlier.write_bytes(b"earlier results")
-    with pytest.raises(study.StudyError) as err:
+    with pytest.raises(study_params.StudyError) as err:
         study.run(ROOT / "parameters" / "smoke.yaml", sets=[f"outputs_dir={out}", override], progress=False)
     message = str(err.value)
     assert words in message and "\n" not in message.strip()
@@ -70,7 +71,7 @@ def test_bad_parameters_are_named_and_nothing_runs(tmp_path, override, words):
 def test_a_ladder_that_cannot_be_fitted_is_refused_before_anything_runs(tmp_path):
     # the ladder is built from the world: real's D_I is 2000, so only 30 and 60 of these sizes are real's (and the generated
     # pools of 120 images reach the same two): one sentence per source, and no notebook starts
-    with pytest.raises(study.StudyError) as err:
+    with pytest.raises(study_params.StudyError) as err:
         study.run(ROOT / "parameters" / "smoke.yaml", sets=[f"outputs_dir={tmp_path}", "04_train.sizes=[30, 60, 4000, 8000]"], progress=False)
     lines = str(err.value).strip().splitlines()
     assert "source 'real' of 04_train reaches 2000 images (D_I = 2000 in world 'fashion'), enough for 2" in lines[0]
@@ -81,7 +82,7 @@ def test_a_ladder_that_cannot_be_fitted_is_refused_before_anything_runs(tmp_path
 def test_output_folder_that_is_a_file(tmp_path):
     target = tmp_path / "outputs"
     target.write_text("not a folder")
-    with pytest.raises(study.StudyError, match=re.escape(f"output folder '{target}' is a file")):
+    with pytest.raises(study_params.StudyError, match=re.escape(f"output folder '{target}' is a file")):
         study.run(ROOT / "parameters" / "smoke.yaml", sets=[f"outputs_dir={target}"], progress=False)
     assert target.read_text() == "not a folder"
 
@@ -232,7 +233,7 @@ def test_a_study_killed_at_several_points_ends_like_an_uninterrupted_one(tmp_pat
     # kill/resume test is in test_t2i): this test is about the study's notebooks, shards and runs; CLIP's kill and
     # resume has its own tests (test_clip), so this study stops before it
     params = yaml.safe_load((ROOT / "parameters" / "smoke.yaml").read_text())
-    params["notebooks"] = [n for n in study.discover() if not n.startswith("07")]
+    params["notebooks"] = [n for n in study_params.discover() if not n.startswith("07")]
     del params["overrides"]["07_clip"]
     (tmp_path / "smoke.yaml").write_text(yaml.safe_dump(params))
     cmd = [sys.executable, "-m", "synkit", "run", str(tmp_path / "smoke.yaml"), "--set", f"outputs_dir={out}",

@@ -7,6 +7,8 @@ import pytest
 from synkit.study import cli
 
 from synkit.study import run as study
+from synkit.study import check as study_check
+from synkit.study import params as study_params
 from tests.conftest import ROOT
 
 PARAM_FILES = sorted((ROOT / "parameters").glob("*.yaml"))
@@ -58,9 +60,9 @@ def test_misspelled_key_names_closest(tmp_path, capsys):
     ],
 )
 def test_bad_values_are_named(override, message):
-    spec = study.load_study(ROOT / "parameters" / "smoke.yaml", [override])
-    with pytest.raises(study.StudyError) as err:
-        study.check(spec, study.discover(), source="smoke.yaml")
+    spec = study_params.load_study(ROOT / "parameters" / "smoke.yaml", [override])
+    with pytest.raises(study_params.StudyError) as err:
+        study_check.check(spec, study_params.discover(), source="smoke.yaml")
     assert message in str(err.value)
 
 
@@ -80,15 +82,15 @@ def test_bad_values_are_named(override, message):
 )
 def test_check_looks_inside_nested_configs_and_sources(override, message):
     """A typo inside a nested config or a source 02 will not make is found before anything runs."""
-    spec = study.load_study(ROOT / "parameters" / "smoke.yaml", [override])
-    with pytest.raises(study.StudyError) as err:
-        study.check(spec, study.discover(), source="smoke.yaml")
+    spec = study_params.load_study(ROOT / "parameters" / "smoke.yaml", [override])
+    with pytest.raises(study_params.StudyError) as err:
+        study_check.check(spec, study_params.discover(), source="smoke.yaml")
     assert message in str(err.value) and str(err.value).count("\n") == 0
 
 
 def test_check_accepts_configuration_folder_names_as_sources():
-    spec = study.load_study(ROOT / "parameters" / "smoke.yaml", ["04_train.sources=[real, embedded-in_captions-cfg4]"])
-    assert study.check(spec, study.discover())["04_train"]["sources"] == ["real", "embedded-in_captions-cfg4"]
+    spec = study_params.load_study(ROOT / "parameters" / "smoke.yaml", ["04_train.sources=[real, embedded-in_captions-cfg4]"])
+    assert study_check.check(spec, study_params.discover())["04_train"]["sources"] == ["real", "embedded-in_captions-cfg4"]
 
 
 def test_parameters_carry_types_papermill_reads():
@@ -110,7 +112,7 @@ def test_enter_finds_the_project_root_and_the_default_study(tmp_path, monkeypatc
     monkeypatch.delenv(study.ROOT_ENV, raising=False)
     monkeypatch.chdir(project / "notebooks")
     namespace = {"study": "", "outputs_dir": "outputs", "seed": 0}
-    with pytest.raises(study.StudyError, match="no study has run under .*make study"):
+    with pytest.raises(study_params.StudyError, match="no study has run under .*make study"):
         study.enter(dict(namespace), "04_train")
     recorded = {"parameters_file": "parameters/mini.yaml", "notebooks": {"04_train": {"study": "mini", "seed": 3}}}
     (project / "outputs" / "mini").mkdir(parents=True)
@@ -139,38 +141,38 @@ def test_stored_paths_are_relative_to_the_study(tmp_path):
 
 
 def test_check_returns_each_notebooks_values():
-    spec = study.load_study(ROOT / "parameters" / "smoke.yaml", ["seed=7", "01_prompts.captions_per_class=3"])
-    plan = study.check(spec, study.discover())
+    spec = study_params.load_study(ROOT / "parameters" / "smoke.yaml", ["seed=7", "01_prompts.captions_per_class=3"])
+    plan = study_check.check(spec, study_params.discover())
     assert plan["01_prompts"]["seed"] == 7 and plan["01_prompts"]["captions_per_class"] == 3
     assert plan["01_prompts"]["study"] == "smoke"
     assert "overrides" not in plan["01_prompts"]
 
 
 def test_float_parameters_accept_integers():
-    p = study.Param("guidance_scale", 2.0, rules=[">0"])
+    p = study_params.Param("guidance_scale", 2.0, rules=[">0"])
     assert p.problem(3) is None and p.problem(2.5) is None
     assert p.problem(0) == "it must be > 0"
     assert p.problem("2") == "it must be a number, not str"
-    assert study.Param("frac", 0.5, rules=["0..1"]).problem(1.5) == "it must be between 0 and 1"
-    assert study.Param("n", None, rules=["int"]).problem(None) is None
+    assert study_params.Param("frac", 0.5, rules=["0..1"]).problem(1.5) == "it must be between 0 and 1"
+    assert study_params.Param("n", None, rules=["int"]).problem(None) is None
 
 
 def test_load_study_errors(tmp_path):
-    with pytest.raises(study.StudyError, match="does not exist"):
-        study.load_study(tmp_path / "none.yaml")
+    with pytest.raises(study_params.StudyError, match="does not exist"):
+        study_params.load_study(tmp_path / "none.yaml")
     (tmp_path / "list.yaml").write_text("- a\n- b\n")
-    with pytest.raises(study.StudyError, match="must hold a mapping"):
-        study.load_study(tmp_path / "list.yaml")
+    with pytest.raises(study_params.StudyError, match="must hold a mapping"):
+        study_params.load_study(tmp_path / "list.yaml")
     (tmp_path / "broken.yaml").write_text("a: [1, 2\n")
-    with pytest.raises(study.StudyError, match="is not valid YAML"):
-        study.load_study(tmp_path / "broken.yaml")
-    with pytest.raises(study.StudyError, match="is not key=value"):
-        study.parse_set(["seed"])
+    with pytest.raises(study_params.StudyError, match="is not valid YAML"):
+        study_params.load_study(tmp_path / "broken.yaml")
+    with pytest.raises(study_params.StudyError, match="is not key=value"):
+        study_params.parse_set(["seed"])
 
 
 def test_study_name_defaults_to_file_stem(tmp_path):
     (tmp_path / "mine.yaml").write_text("seed: 1\n")
-    assert study.load_study(tmp_path / "mine.yaml")["study"] == "mine"
+    assert study_params.load_study(tmp_path / "mine.yaml")["study"] == "mine"
 
 
 def test_run_reports_failing_cell_and_keeps_failed_notebook(tmp_path, monkeypatch):
@@ -180,7 +182,7 @@ def test_run_reports_failing_cell_and_keeps_failed_notebook(tmp_path, monkeypatc
     write_notebook(nbs / "03_never.ipynb", 'study = "x"  # name', "pass")
     params = tmp_path / "p.yaml"
     params.write_text(f"study: t\noutputs_dir: {tmp_path / 'out'}\nn: 4\n")
-    with pytest.raises(study.StudyError, match="unknown key 'outputs_dir'"):
+    with pytest.raises(study_params.StudyError, match="unknown key 'outputs_dir'"):
         study.run(params, notebooks_dir=nbs, progress=False)
     params.write_text("study: t\nn: 4\n")
     monkeypatch.chdir(tmp_path)
@@ -194,7 +196,7 @@ def test_run_reports_failing_cell_and_keeps_failed_notebook(tmp_path, monkeypatc
     assert not (out / "03_never.ipynb").exists()
     executed = nbformat.read(out / "01_ok.ipynb", as_version=4)
     assert any("injected-parameters" in c.metadata.get("tags", []) and "n = 4" in c.source for c in executed.cells)
-    with pytest.raises(study.StudyError, match="unknown notebook '01_k'; did you mean '01_ok'"):
+    with pytest.raises(study_params.StudyError, match="unknown notebook '01_k'; did you mean '01_ok'"):
         study.run(params, only=["01_k"], notebooks_dir=nbs, progress=False)
     done = study.run(params, only=["01_ok"], notebooks_dir=nbs, progress=False)
     assert list(done) == ["01_ok"]
@@ -211,7 +213,7 @@ def test_committed_notebooks_are_clean(path):
     assert nb["cells"][0]["cell_type"] == "markdown" and "**Purpose.**" in "".join(nb["cells"][0]["source"])
     tagged = [i for i, c in enumerate(nb["cells"]) if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1
-    params = study.notebook_params(path)
+    params = study_params.notebook_params(path)
     assert params and all(p.help for p in params.values()), "every parameter carries a comment"
 
 

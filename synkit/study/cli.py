@@ -7,6 +7,8 @@ import signal
 import sys
 
 from synkit.study import run as study
+from synkit.study import check as study_check
+from synkit.study import params as study_params
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("params", help="the study's YAML parameter file, e.g. parameters/mini.yaml")
         p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key (01_prompts.key=value for one notebook)")
-        p.add_argument("--notebooks", default=str(study.NOTEBOOKS_DIR), help="folder of the study notebooks (default: %(default)s)")
+        p.add_argument("--notebooks", default=str(study_params.NOTEBOOKS_DIR), help="folder of the study notebooks (default: %(default)s)")
         if name == "run":
             p.add_argument("--only", action="append", help="notebooks to run, comma-separated or repeated, e.g. 01_prompts,02_generate")
             p.add_argument("--force", action="store_true", help="run every notebook even if it finished before with the same parameters and code")
@@ -30,8 +32,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "check":
-            spec = study.load_study(args.params, args.set)
-            plan = study.check(spec, study.listed_notebooks(spec, study.discover(args.notebooks), args.params), source=args.params)
+            spec = study_params.load_study(args.params, args.set)
+            plan = study_check.check(spec, study_params.listed_notebooks(spec, study_params.discover(args.notebooks), args.params), source=args.params)
             keys = sum(len(v) for v in plan.values())
             print(f"{args.params}: OK ({len(plan)} notebooks, {keys} parameter values, outputs in {study.study_dir(spec)})")
             return 0
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         done = study.run(args.params, only=only, sets=args.set, notebooks_dir=args.notebooks, force=args.force)
         print(f"study finished: {len(done)} notebooks done (run or reused) in {next(iter(done.values())).parent}" if done else "nothing to run")
         return 0
-    except study.StudyError as err:
+    except study_params.StudyError as err:
         print(f"synkit {args.command}: {err}", file=sys.stderr)
         return 2
     except study.NotebookFailed as err:
