@@ -28,6 +28,7 @@ from torch import nn
 from synkit.core.progress import tqdm
 
 from synkit.core import precision
+from synkit.engine import loop
 from synkit.core.files import atomic, write_json
 
 
@@ -133,24 +134,24 @@ def train_reference(config: ReferenceConfig, out_dir: str | Path, progress: bool
     t0 = time.perf_counter()
     bar = tqdm(total=config.epochs * steps_per_epoch, desc="reference classifier", unit="step", disable=not progress)
     model.train()
-    for _ in range(config.epochs):
-        order = torch.randperm(len(x), generator=gen)
-        for i in range(0, len(x), config.batch_size):
-            idx = order[i : i + config.batch_size]
-            xb = x[idx]
-            flip = torch.rand(len(xb), generator=gen) < 0.5
-            xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
-            dx, dy = (int(v) for v in torch.randint(-2, 3, (2,), generator=gen))
-            xb = torch.roll(xb, shifts=(dy, dx), dims=(2, 3)).contiguous(memory_format=torch.channels_last)
-            with precision.autocast("cpu"):
-                loss = F.cross_entropy(model(xb).float(), y[idx], label_smoothing=0.05)
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            sched.step()
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-    bar.close()
+
+    def batches():  # each epoch a permutation; random flips and 2-pixel shifts, all from the run's own generator
+        for _ in range(config.epochs):
+            order = torch.randperm(len(x), generator=gen)
+            for i in range(0, len(x), config.batch_size):
+                idx = order[i : i + config.batch_size]
+                xb = x[idx]
+                flip = torch.rand(len(xb), generator=gen) < 0.5
+                xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
+                dx, dy = (int(v) for v in torch.randint(-2, 3, (2,), generator=gen))
+                yield torch.roll(xb, shifts=(dy, dx), dims=(2, 3)).contiguous(memory_format=torch.channels_last), y[idx]
+
+    def loss_of(batch, step):
+        with precision.autocast("cpu"):
+            return F.cross_entropy(model(batch[0]).float(), batch[1], label_smoothing=0.05)
+
+    total = config.epochs * steps_per_epoch
+    loop.optimizer_steps(batches(), loss_of, None, opt, sched, 0, total, total, None, bar, show_loss_every=1)
     pred, _ = predict(model, val.images)
     val_acc = float((pred == val.labels).mean())
     out = Path(out_dir)

@@ -44,7 +44,7 @@ from synkit.core.progress import tqdm
 
 from synkit.core import precision
 
-from synkit.engine import runs
+from synkit.engine import loop, runs
 from synkit.core.files import atomic
 from synkit.classify.data import TO_TENSOR_MEAN, TO_TENSOR_STD, BatchData, augment, to_tensor
 
@@ -229,6 +229,43 @@ def evaluate(model, eval_sets: dict[str, tuple[torch.Tensor, torch.Tensor]], cla
     return pd.DataFrame(rows)
 
 
+def _data_and_model(images, labels, config: TrainConfig, n_classes: int):
+    """A run's data (file-backed: the Dataset itself, with timm's transforms; in memory: a BatchData of standardized
+    tensors) and its model, seeded by the config; channels_last for in-memory data only (1.6x faster here; with timm's
+    transforms on file-backed batches of a few images a oneDNN kernel corrupted the heap on this CPU)."""
+    torch.manual_seed(config.seed)
+    files = isinstance(images, torch.utils.data.Dataset)
+    x = None
+    if files:
+        data, in_chans = images, 3
+    else:
+        x, y = to_tensor(images), torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        data, in_chans = BatchData(x, y), x.shape[1]
+    model = create_model(config, n_classes, in_chans=in_chans)
+    if config.channels_last and not files:
+        model = model.to(memory_format=torch.channels_last)
+    return files, data, x, in_chans, model
+
+
+def _steps(model, optimizer, scheduler, loader, accelerator, config: TrainConfig, start: int, steps: int, augmented: bool,
+           channels_last: bool, bar, checkpoint) -> None:
+    """The optimizer steps start..steps (``loop.optimizer_steps``): augment (in-memory data; file-backed data is augmented
+    by timm's training transform), autocast, cross-entropy."""
+
+    def loss_of(batch, step):
+        xb, yb = batch
+        if config.augment and augmented:
+            xb = augment(xb, step, config.seed)
+        if channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with runs.autocast(accelerator, config.mixed_precision):
+            return F.cross_entropy(model(xb).float(), yb)
+
+    model.train()
+    loop.optimizer_steps(loader, loss_of, accelerator, optimizer, scheduler, start, steps, config.checkpoint_every, checkpoint, bar,
+                         show_loss_every=10)
+
+
 def train_run(
     images: np.ndarray,
     labels: np.ndarray,
@@ -250,30 +287,13 @@ def train_run(
     run_dir = Path(run_dir)
     key = runs.run_key(config, steps, data_key)
     ckpt_path = run_dir / "checkpoint.pt"
-    done = runs.finished_run(run_dir, key)
+    done, accelerator = runs.start_run(run_dir, key, accelerator)
     if done is not None:
         return done
-    accelerator = accelerator or runs.make_accelerator()
     main = accelerator.is_main_process
-    if main:
-        for stale in ("run.json", "metrics.parquet"):
-            (run_dir / stale).unlink(missing_ok=True)
-        run_dir.mkdir(parents=True, exist_ok=True)
-    accelerator.wait_for_everyone()
-
-    torch.manual_seed(config.seed)
-    files = isinstance(images, torch.utils.data.Dataset)  # file-backed: timm's transforms, per-item loading
-    if files:
-        data, n_items, in_chans = images, len(images), 3
-    else:
-        x, y = to_tensor(images), torch.as_tensor(np.asarray(labels), dtype=torch.long)
-        data, n_items, in_chans = BatchData(x, y), len(y), x.shape[1]
-    model = create_model(config, len(class_names), in_chans=in_chans)
-    # channels_last for in-memory data only: there it is 1.6x faster here; with timm's transforms on
-    # file-backed batches of a few images a oneDNN kernel corrupted the heap on this CPU
+    files, data, x, in_chans, model = _data_and_model(images, labels, config, len(class_names))
+    n_items = len(data)
     channels_last = config.channels_last and not files
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
     import timm.optim
 
     optimizer = timm.optim.create_optimizer_v2(model, "adamw", lr=config.lr, weight_decay=config.weight_decay, fused=True)  # one kernel a step
@@ -290,26 +310,8 @@ def train_run(
 
     t0 = time.perf_counter()
     bar = tqdm(total=steps, initial=start, desc=desc, unit="step", disable=not (progress and main), leave=False)
-    model.train()
-    step = start
-    for xb, yb in loader:
-        if config.augment and not files:  # file-backed data is augmented by timm's training transform
-            xb = augment(xb, step, config.seed)
-        if channels_last:
-            xb = xb.contiguous(memory_format=torch.channels_last)
-        with runs.autocast(accelerator, config.mixed_precision):
-            loss = F.cross_entropy(model(xb).float(), yb)
-        accelerator.backward(loss)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        scheduler.step()
-        step += 1
-        bar.update(1)
-        if step % 10 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-        if step % config.checkpoint_every == 0 and step < steps and main:
-            runs.save_checkpoint(ckpt_path, accelerator.unwrap_model(model), optimizer, scheduler, step, key)
-    bar.close()
+    _steps(model, optimizer, scheduler, loader, accelerator, config, start, steps, not files, channels_last, bar,
+           lambda step: runs.save_checkpoint(ckpt_path, accelerator.unwrap_model(model), optimizer, scheduler, step, key))
     train_s = time.perf_counter() - t0
     accelerator.wait_for_everyone()
     runs.sync_buffers(accelerator, accelerator.unwrap_model(model))

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from synkit.core.progress import tqdm
 from synkit.core import precision
-from synkit.engine import runs
+from synkit.engine import loop, runs
 from synkit.core.files import atomic
 from synkit.clip.data import ClipBatches, ClipData
 
@@ -61,6 +61,35 @@ def clip_config_from(values: dict) -> ClipConfig:
     return ClipConfig(**values)
 
 
+def _optimizer(model, config: ClipConfig):
+    """AdamW with weight decay on the weight matrices only (not on embeddings, biases, norms); fused: one kernel per step
+    instead of a dozen per tensor (the 4.7M-entry token embedding made the per-tensor optimizer a fifth of every step,
+    benchmarks/clip.py)."""
+    decay = [p for nme, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in nme]
+    rest = [p for nme, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in nme)]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay}, {"params": rest, "weight_decay": 0.0}], lr=config.lr,
+                             fused=True)
+
+
+def _prepared(model, optimizer, accelerator, bank, tokens, stream, setup: str, n: int, batch: int, steps: int, config: ClipConfig,
+              start: int):
+    """The model, optimizer and batches of a run, through ``accelerator.prepare``: in memory, N batches per step (one per
+    process) from the image bank; streamed, each process its own share of the shards (``stream.CaptionStream``)."""
+    import open_clip
+
+    processes = accelerator.num_processes
+    if stream is None:
+        sampler = ClipBatches(n, batch, steps, config.seed, setup, start, processes)
+        loader = torch.utils.data.DataLoader(ClipData(bank, tokens), batch_sampler=sampler, collate_fn=runs.whole_batch)
+        return accelerator.prepare(model, optimizer, loader)
+    from synkit.clip.stream import CaptionStream
+
+    loader = CaptionStream(stream, setup, batch, steps, config.seed, open_clip.get_tokenizer(config.model), start, accelerator.process_index,
+                           processes)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    return model, optimizer, loader
+
+
 def train_clip(bank: torch.Tensor, tokens: torch.Tensor, setup: str, config: ClipConfig, run_dir: str | Path, evaluate,
                data_key: str = "", progress: bool = True, desc: str = "clip", image_stats: tuple | None = None,
                stream=None) -> tuple[pd.DataFrame, dict]:
@@ -84,54 +113,34 @@ def train_clip(bank: torch.Tensor, tokens: torch.Tensor, setup: str, config: Cli
     data = {"data": data_key, "setup": setup, "n": n, **({"stream": stream.key()} if stream is not None else {})}
     key = runs.run_key(config, steps, json.dumps(data, sort_keys=True))
     ckpt_path = run_dir / "checkpoint.pt"
-    done = runs.finished_run(run_dir, key)
+    done, accelerator = runs.start_run(run_dir, key)
     if done is not None:
         return done
-    run_dir.mkdir(parents=True, exist_ok=True)
-    accelerator = runs.make_accelerator()
     torch.manual_seed(config.seed)
     model = from_scratch(config.model, config.image_size)
-    decay = [p for nme, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in nme]
-    rest = [p for nme, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in nme)]
-    # fused: one kernel per step instead of a dozen per tensor; the 4.7M-entry token embedding made the
-    # per-tensor optimizer a fifth of every step (benchmarks/clip.py)
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay}, {"params": rest, "weight_decay": 0.0}], lr=config.lr,
-                                  fused=True)
+    optimizer = _optimizer(model, config)
     scheduler = runs.make_scheduler(optimizer, steps, config.warmup)
     start = runs.load_checkpoint(ckpt_path, key, model, optimizer, scheduler)
     processes = accelerator.num_processes
-    if stream is None:
-        sampler = ClipBatches(n, batch, steps, config.seed, setup, start, processes)  # N batches per step: one per process
-        loader = torch.utils.data.DataLoader(ClipData(bank, tokens), batch_sampler=sampler, collate_fn=runs.whole_batch)
-        model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    else:  # each process streams its own share (clip_stream.CaptionStream)
-        from synkit.clip.stream import CaptionStream
-
-        loader = CaptionStream(stream, setup, batch, steps, config.seed, open_clip.get_tokenizer(config.model), start, accelerator.process_index,
-                               processes)
-        model, optimizer = accelerator.prepare(model, optimizer)
+    model, optimizer, loader = _prepared(model, optimizer, accelerator, bank, tokens, stream, setup, n, batch, steps, config, start)
     loss_fn = open_clip.ClipLoss(rank=accelerator.process_index, world_size=accelerator.num_processes)
     bar = tqdm(total=steps, initial=start, desc=desc, unit="step", disable=not progress, leave=False)
     t0 = time.perf_counter()
     model.train()
-    step = start
     core = accelerator.unwrap_model(model)
-    for images, text in loader:
-        images, text = images.to(accelerator.device, non_blocking=True), text.to(accelerator.device, non_blocking=True)
+
+    def loss_of(batch, step):
+        images, text = (t.to(accelerator.device, non_blocking=True) for t in batch)
         with runs.autocast(accelerator, config.mixed_precision):
             img, txt, scale = model(images, text)  # through the wrapper: under DDP its forward arms the gradient all-reduce
-            loss = loss_fn(img.float(), txt.float(), scale)
-        accelerator.backward(loss)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        scheduler.step()
+            return loss_fn(img.float(), txt.float(), scale)
+
+    def clamp_temperature():
         with torch.no_grad():  # as CLIP: keep the temperature below 100
             core.logit_scale.clamp_(0, math.log(100))
-        step += 1
-        bar.update(1)
-        if step % config.checkpoint_every == 0 and step < steps and accelerator.is_main_process:
-            runs.save_checkpoint(ckpt_path, core, optimizer, scheduler, step, key)
-    bar.close()
+
+    loop.optimizer_steps(loader, loss_of, accelerator, optimizer, scheduler, start, steps, config.checkpoint_every,
+                         lambda step: runs.save_checkpoint(ckpt_path, core, optimizer, scheduler, step, key), bar, clamp_temperature)
     seconds = time.perf_counter() - t0
     runs.sync_buffers(accelerator, core)
     metrics = evaluate(core, accelerator)

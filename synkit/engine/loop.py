@@ -1,6 +1,11 @@
-"""The training loop of synkit's own text-to-image models: AdamW with warmup and cosine decay, gradient clipping,
-an EMA of the weights, per-step seeds (a resumed run draws what an uninterrupted one would), checkpoints every
-``checkpoint_every`` steps (written atomically, loaded with ``weights_only``) and a progress bar with the loss."""
+"""synkit's training loops, in one place.
+
+- ``optimizer_steps``: the step loop of every supervised and CLIP run (under accelerate): the run's loss on a batch,
+  backward, optimizer and scheduler steps, a checkpoint every ``checkpoint_every`` steps on the main process.
+- ``train_loop``: the loop of synkit's own text-to-image models: AdamW with warmup and cosine decay, gradient
+  clipping, an EMA of the weights, per-step seeds (a resumed run draws what an uninterrupted one would), checkpoints
+  (written atomically, loaded with ``weights_only``) and a progress bar with the loss.
+"""
 
 from __future__ import annotations
 
@@ -98,3 +103,29 @@ class EMA:
         with torch.no_grad():
             for e, p in zip(self.params, model.parameters()):
                 p.copy_(e)
+
+
+def optimizer_steps(batches, loss_of, accelerator, optimizer, scheduler, start: int, steps: int, checkpoint_every: int,
+                    checkpoint, bar, after_step=None, show_loss_every: int = 0) -> None:
+    """Steps ``start``..``steps`` over ``batches`` (one batch a step): ``loss_of(batch, step)``, backward, optimizer step,
+    zero grads, scheduler step, ``after_step()`` (a constraint on the weights), then ``checkpoint(step)`` every
+    ``checkpoint_every`` steps on the main process (not at the last: the finished run is saved instead). Without an
+    ``accelerator`` (one process, no devices to place), a plain backward."""
+    backward = accelerator.backward if accelerator is not None else torch.Tensor.backward
+    main = accelerator is None or accelerator.is_main_process
+    step = start
+    for batch in batches:
+        loss = loss_of(batch, step)
+        backward(loss)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        scheduler.step()
+        if after_step is not None:
+            after_step()
+        step += 1
+        bar.update(1)
+        if show_loss_every and step % show_loss_every == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+        if checkpoint is not None and step % checkpoint_every == 0 and step < steps and main:
+            checkpoint(step)
+    bar.close()

@@ -114,6 +114,21 @@ def finished_run(run_dir: Path, key: str) -> tuple[pd.DataFrame, dict] | None:
     return None
 
 
+def start_run(run_dir: Path, key: str, accelerator=None):
+    """``(results, None)`` when ``run_dir`` holds a finished run with this key; else ``(None, accelerator)`` with the run's
+    folder ready (another key's stale results removed, on the main process) for every process."""
+    done = finished_run(run_dir, key)
+    if done is not None:
+        return done, None
+    accelerator = accelerator or make_accelerator()
+    if accelerator.is_main_process:
+        for stale in ("run.json", "metrics.parquet"):
+            (run_dir / stale).unlink(missing_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()
+    return None, accelerator
+
+
 def load_checkpoint(path: Path, key: str, model, optimizer, scheduler) -> int:
     """Restore a checkpoint written for this key (``weights_only``); return the step to resume at (0: none)."""
     if not path.exists():
