@@ -315,7 +315,7 @@ def test_a_users_accelerate_defaults_do_not_leak_into_runs(tmp_path):
     """ACCELERATE_MIXED_PRECISION / ACCELERATE_DYNAMO_BACKEND (what `accelerate config` and its launcher
     set) do not change synkit's accelerator; launches pin both off."""
     env = {**os.environ, "ACCELERATE_MIXED_PRECISION": "bf16", "ACCELERATE_DYNAMO_BACKEND": "INDUCTOR"}
-    code = "from synkit import runs; a = runs.make_accelerator(); print(a.mixed_precision, a.state.dynamo_plugin.backend.value)"
+    code = "from synkit.engine import runs; a = runs.make_accelerator(); print(a.mixed_precision, a.state.dynamo_plugin.backend.value)"
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["no", "NO"]
     cmd = runs.launch_command("synkit.classify.ladder", ["job.json"], 2)
