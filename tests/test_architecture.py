@@ -131,3 +131,14 @@ def test_optimizer_steps_only_in_the_training_loop():
     problems = [f"{rel(path)}:{i}: {line.strip()}" for path in sources("synkit") if rel(path) not in allowed
                 for i, line in enumerate(path.read_text().splitlines(), 1) if re.search(r"\b(opt|optim|optimizer)\.step\(", line)]
     assert not problems, "step through synkit.engine.loop:\n" + "\n".join(problems)
+
+
+def test_no_dispatch_on_names_outside_the_registries():
+    """Pipelines are told apart by ``synkit.t2i.text.PIPELINES``, worlds by their own attributes (the World protocol in
+    ``synkit/data/worlds/``): no type-name comparisons, no ``== "fashion"``, no ``hasattr(split, "images")`` elsewhere."""
+    rules = [(r"type\([^)]*\)\.__name__\s*(==|!=|in\b|not in\b)", "a type-name dispatch"),
+             (r"""[!=]=\s*["']fashion["']""", "a dispatch on the fashion world's name"),
+             (r"""hasattr\([^,]+,\s*["']images["']\)""", "a split told apart by hasattr (use split.in_memory)")]
+    problems = [f"{rel(path)}:{i}: {what}: {line.strip()}" for path in sources("synkit") if not rel(path).startswith("synkit/data/worlds/")
+                for i, line in enumerate(path.read_text().splitlines(), 1) for pattern, what in rules if re.search(pattern, line)]
+    assert not problems, "\n".join(problems)

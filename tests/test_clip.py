@@ -150,7 +150,10 @@ def test_other_worlds_read_laion_style_shards_and_extra_zero_shot_folders(tmp_pa
                                   clip_config={"epochs": 1, "batch_size": 4, "image_size": 16}), progress=False)
     images, labels, names = clip_data.image_folder(tmp_path / "pets", 16)
     assert names == ["tabby cat", "corgi dog"] and images.shape == (6, 16, 16, 3) and sorted(set(labels)) == [0, 1]
-    assert len(clip_zero_shot.templates_for("folder")) == 80
+    from synkit.data.worlds.fashion import FashionWorld
+    from synkit.data.worlds.folder import FolderWorld
+
+    assert len(clip_zero_shot.templates_for(FolderWorld)) == 80 and clip_zero_shot.templates_for(FashionWorld) == clip_zero_shot.FASHION_TEMPLATES
 
 
 def test_caption_shards_keep_ids_and_open_clip_reads_them(tmp_path, fashion, tiny_sd):

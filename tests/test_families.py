@@ -39,7 +39,7 @@ def family(request, models_dir):
 
 def _images(pipe, family: str, **text) -> np.ndarray:
     gens = [torch.Generator().manual_seed(s) for s in (0, 1)]
-    if family == "embedded-tokens":  # aMUSEd's sampler takes one generator (generate.PER_BATCH_SEED)
+    if family == "embedded-tokens":  # aMUSEd's sampler takes one generator (text.PIPELINES: per_batch_seed)
         gens = gens[0]
     text = text or {"prompt": PROMPTS}
     return pipe(**text, guidance_scale=3.0, num_inference_steps=3, generator=gens, output_type="np").images

@@ -292,7 +292,7 @@ def image_sampler(world, configs: pd.DataFrame, per_class: int = 8, file_size: i
     manifests = {c: from_study(m, study_dir) if study_dir else m for c, m in zip(configs["config"], configs["manifest"])}
 
     def images(source: str, class_index: int) -> np.ndarray:
-        if source == "real" and not hasattr(world.split("real"), "images"):  # image files: read only the class's first ones
+        if source == "real" and not world.split("real").in_memory:  # image files: read only the class's first ones
             key = f"real|{class_index}"
             if key not in cache:
                 from synkit.clip.ladder import square

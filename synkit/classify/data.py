@@ -2,9 +2,11 @@
 nested class-balanced draw of them, images as tensors (in memory) or files (decoded by workers), and the eval sets."""
 
 from __future__ import annotations
+
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import torch

@@ -3,21 +3,33 @@ process or in worker processes (or launched on many GPUs: ``python -m synkit.cla
 into long tables."""
 
 from __future__ import annotations
+
+import dataclasses
 import hashlib
 import json
 import sys
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import torch
-from synkit.engine import runs
+
+from synkit.classify.data import (
+    FileImages,
+    ShardImages,
+    Source,
+    balanced_order,
+    eval_tensors,
+    file_subset,
+    parse_source,
+    subset,
+)
+from synkit.classify.train import TrainConfig, config_from, create_model, ladder_sizes, schedule_steps, train_run
 from synkit.core.files import write_parquet
 from synkit.data.worlds import safe_name
 from synkit.data.worlds.folder import fit_images
-from synkit.classify.data import FileImages, ShardImages, Source, balanced_order, eval_tensors, file_subset, parse_source, subset
-from synkit.classify.train import TrainConfig, config_from, create_model, ladder_sizes, schedule_steps, train_run
+from synkit.engine import runs
 
 
 @dataclass
@@ -124,7 +136,7 @@ class LadderData:
         self.class_names = [c.name for c in world.classes]
         eval_names = job.eval_sets or ["val", *world.ood_views]
         self.real = world.split("real")
-        self.files = not hasattr(self.real, "images")  # imagenet / folder: images stream from disk through timm's transforms
+        self.files = not self.real.in_memory  # imagenet / folder: images stream from disk through timm's transforms
         if self.files:
             import timm
 

@@ -99,7 +99,7 @@ def coarse_task(classes, targets=COARSE_TARGETS) -> tuple[list[str], np.ndarray]
 def split_arrays(world, names: list[str], eval_size: int, image_size: int | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """uint8 images and labels of the world's eval splits: fashion's arrays as they are; file
     splits loaded, squared to ``image_size`` and limited to a class-balanced ``eval_size``."""
-    if hasattr(world.split(names[0]), "images"):
+    if world.split(names[0]).in_memory:
         out = classify_data.eval_arrays(world, names, eval_size, 0)
         if image_size and any(x.shape[1] != image_size for x, _ in out.values()):  # in memory at another size than CLIP's input
             from PIL import Image

@@ -240,7 +240,7 @@ def run_job(job: ClipJob, progress: bool = True) -> pd.DataFrame:
     evals, tasks = world_tasks(world, job.eval_size, config.image_size or (real.shape[1] if real.ndim == 4 else None), job.extra_eval)
     launched = int(os.environ.get("WORLD_SIZE", "1")) > 1  # under accelerate launch: one run at a time over every process
     control = exact_names_captions(job, world, len(captions)) if job.control else None
-    return run_ladder(captions, real, synthetic, evals, tasks, job.scales, config, out, job.setups, templates_for(job.world), progress,
+    return run_ladder(captions, real, synthetic, evals, tasks, job.scales, config, out, job.setups, templates_for(world), progress,
                       seeds=[job.seed + i for i in range(job.seeds)], workers=1 if launched else (job.workers or None), control=control)
 
 
@@ -279,7 +279,7 @@ def run_stream_job(job: ClipJob, config: ClipConfig, world, progress: bool = Tru
     tokenizer = open_clip_tokenizer(config.model)
     eval_tensors = {k: (to_clip_tensor(x), torch.as_tensor(y, dtype=torch.long)) for k, (x, y) in evals.items()}
     eval_key = {t["name"]: len(evals[t["set"]][1]) for t in tasks}
-    templates = templates_for(job.world)
+    templates = templates_for(world)
     rows = [{"setup": s, "n": n, "seed": job.seed + i} for i in range(job.seeds) for n in sorted(job.scales) for s in job.setups]
     tables, infos = [], []
     for row in tqdm(rows, desc="CLIP runs (streaming)", unit="run", disable=not progress):
@@ -302,8 +302,8 @@ def exact_names_captions(job: ClipJob, world, n: int) -> pd.DataFrame:
     """The captions of the control for "synthetic beats real" in the fashion world: the study's
     first ``n`` web images in the study's caption order, each caption naming the exact class (no
     loose lemma or hypernym). ``run_job`` trains real images with them at the largest scale."""
-    if job.world != "fashion":
-        raise ValueError(f"the exact-names control needs the fashion world's own captions; world {job.world!r} has none.")
+    if not world.web_captions:
+        raise ValueError(f"the exact-names control needs a world with captions of its own (fashion); world {job.world!r} has none.")
     return web_captions(world, n, job.split_seed, synonym_rate=0.0, hypernym_rate=0.0)
 
 

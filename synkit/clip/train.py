@@ -2,20 +2,22 @@
 the pairs (in memory or streamed), accelerate for devices, checkpoints and resume, the model saved as an open_clip folder."""
 
 from __future__ import annotations
+
 import json
 import logging
 import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
 import pandas as pd
 import torch
-from synkit.core.progress import tqdm
-from synkit.core import precision
-from synkit.engine import loop, runs
-from synkit.core.files import atomic
-from synkit.clip.data import ClipBatches, ClipData
 
+from synkit.clip.data import ClipBatches, ClipData
+from synkit.core import precision
+from synkit.core.files import atomic
+from synkit.core.progress import tqdm
+from synkit.engine import loop, runs
 
 FASHION_MODEL = "synkit-fashion-clip"
 

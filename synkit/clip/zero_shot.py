@@ -2,18 +2,18 @@
 ImageNet ones), the mean of its template embeddings; top-1 and cross-entropy on val, every OOD view and the coarse task."""
 
 from __future__ import annotations
+
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from synkit.core import precision
-from synkit.engine import runs
+
 from synkit.clip.data import coarse_task, image_folder, split_arrays
+from synkit.core import precision
+from synkit.data.worlds.fashion import FashionWorld
+from synkit.engine import runs
 
-
-# The fashion zero-shot templates: the caption style of this world's web text ("NAME, attributes")
-# and a few plain descriptions; documented here so results are comparable across runs.
-FASHION_TEMPLATES = ("{}", "{}, an image", "a photo of a {}.", "a {}.", "a grayscale photo of a {}.", "a product photo of a {}.")
+FASHION_TEMPLATES = FashionWorld.zero_shot_templates  # the default of run_ladder and the GPU check
 
 
 @torch.inference_mode()
@@ -68,7 +68,7 @@ def world_tasks(world, eval_size: int, image_size: int | None, extra_eval: list[
     evals = split_arrays(world, views, eval_size, image_size)
     names = [c.name for c in world.classes]
     tasks = [{"name": v, "set": v, "classes": names, "mapping": np.arange(len(names))} for v in views]
-    if world.name == "fashion":
+    if world.coarse_task:
         coarse_names, coarse_map = coarse_task(world.classes)
         tasks.append({"name": "val-coarse", "set": "val", "classes": coarse_names, "mapping": coarse_map, "task": "coarse"})
     for extra in extra_eval:
@@ -80,10 +80,10 @@ def world_tasks(world, eval_size: int, image_size: int | None, extra_eval: list[
     return evals, tasks
 
 
-def templates_for(world_name: str):
-    """Fashion's documented templates, else open_clip's 80 ImageNet templates (as the paper)."""
-    if world_name == "fashion":
-        return FASHION_TEMPLATES
+def templates_for(world):
+    """The world's own zero-shot templates (fashion's), else open_clip's 80 ImageNet templates (as the paper)."""
+    if world.zero_shot_templates:
+        return world.zero_shot_templates
     from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 
     return OPENAI_IMAGENET_TEMPLATES

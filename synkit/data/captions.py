@@ -164,11 +164,14 @@ class Blip2Captioner:
         return out
 
 
+OFFLINE_CAPTIONERS = {"fashion": FashionCaptioner}  # a world's own offline captioner; any other: ImageCaptioner
+
+
 def load_captioner(world: str, captioner_model: str | None = None, **kwargs):
     """BLIP-2 from ``captioner_model`` (a hub id or local folder, as the paper), else the offline
     attribute captioner: ``FashionCaptioner`` in the fashion world, ``ImageCaptioner`` in the others."""
     if captioner_model in (None, ""):
-        return FashionCaptioner() if world == "fashion" else ImageCaptioner()
+        return OFFLINE_CAPTIONERS.get(world, ImageCaptioner)()
     if captioner_model == FashionCaptioner.name:
         return FashionCaptioner()
     if captioner_model == ImageCaptioner.name:

@@ -135,7 +135,7 @@ def in_captions(world, classes: list[ClassInfo], captioner, per_class: int = 50,
         if len(pool) == 0:
             raise ValueError(f"class {c.name!r} has no images in split {split!r}, so it cannot get in_captions prompts.")
         idx = np.sort(rng.choice(pool, size=min(per_class, len(pool)), replace=False))
-        if hasattr(data, "images") and hasattr(captioner, "caption_arrays"):
+        if data.in_memory and hasattr(captioner, "caption_arrays"):
             captions = captioner.caption_arrays(data.images[idx])
         else:
             captions = captioner.caption([data.image(int(i)) for i in idx])

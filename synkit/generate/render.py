@@ -53,13 +53,10 @@ from PIL import Image
 from synkit.core.progress import tqdm
 
 from synkit.core.files import atomic, write_json, write_parquet
-from synkit.t2i.text import PRECOMPUTED_TEXT, encode_texts, select_rows, text_inputs
+from synkit.t2i.text import encode_texts, select_rows, text_inputs, traits
 from synkit.data.shards import ShardError, sha256, shard_path
 from synkit.generate.plan import GenJob, generator_id, plan_captions, plan_images
 
-# Pipelines whose sampler takes one generator, not one per image: the batch shares a generator
-# seeded with its first image's seed (still fixed per shard, so runs stay reproducible).
-PER_BATCH_SEED = {"AmusedPipeline"}
 RESIZE_MODES = ("resize", "center_crop")
 
 
@@ -174,7 +171,7 @@ def render(pipe, job: GenJob, prompts: list[str], seeds: list[int], stages=(), e
     import torch
 
     gens = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
-    if type(pipe).__name__ in PER_BATCH_SEED:
+    if traits(pipe).per_batch_seed:
         gens = gens[0]
     size = {k: v for k, v in (("height", job.height), ("width", job.width)) if v}
     with torch.inference_mode(), autocast(pipe, job.dtype):
@@ -349,7 +346,7 @@ class _Renderer:
         import torch
         pipe, stages = self._pipeline(job)
         rows = plan.iloc[k * job.shard_size : (k + 1) * job.shard_size]
-        precompute = type(pipe).__name__ in PRECOMPUTED_TEXT and not stages
+        precompute = traits(pipe).encode is not None and not stages
         table = None
         if precompute:
             cached = self._table(job, plan, pipe)
@@ -364,7 +361,7 @@ class _Renderer:
             images += render(pipe, job, batch["prompt"].tolist(), batch["seed"].tolist(), stages, embeds)
             if bar is not None:
                 bar.update(len(batch))
-        write_shard(shard_path(Path(job.out_dir), k), rows, images, job, "batch" if type(pipe).__name__ in PER_BATCH_SEED else "image")
+        write_shard(shard_path(Path(job.out_dir), k), rows, images, job, "batch" if traits(pipe).per_batch_seed else "image")
         return len(rows)
 
 

@@ -2,8 +2,10 @@
 their rules, typos in nested configs, ladders that cannot be fitted and sources no configuration makes."""
 
 from __future__ import annotations
+
 import difflib
 from pathlib import Path
+
 from synkit.study.params import NOTEBOOKS_KEY, OVERRIDES, StudyError, notebook_params
 
 
@@ -60,10 +62,9 @@ def check(study: dict, notebooks: dict[str, Path], source: str = "study") -> dic
 
 def _config_classes() -> dict[str, tuple[str, object]]:
     """Each nested config parameter: (the class its keys are fields of, a builder that checks the values)."""
+    from synkit.classify import quality, train
     from synkit.clip import train as clip_train
-    from synkit.classify import quality
     from synkit.t2i import latent as t2i
-    from synkit.classify import train
 
     def reference(values: dict):
         return quality.ReferenceConfig(**values)
@@ -116,9 +117,9 @@ def _ladder_problems(plan: dict[str, dict], defaults: dict[str, dict], source: s
     every ladder source needs >= 3 of the sizes for a fit, found now rather than after hours of training."""
     if "04_train" not in plan:
         return []
-    from synkit.generate.plan import parse_ladder_config
     from synkit.classify.train import ladder_sizes
     from synkit.data.worlds import load_world
+    from synkit.generate.plan import parse_ladder_config
 
     t = {**defaults.get("04_train", {}), **plan["04_train"]}
     g = {**defaults.get("02_generate", {}), **plan.get("02_generate", {})}
@@ -133,8 +134,8 @@ def _ladder_problems(plan: dict[str, dict], defaults: dict[str, dict], source: s
     except ValueError as err:
         return [f"{source}: the ladder of 04_train cannot be built: {err}"]
     classes = len(world.classes)
-    from synkit.t2i.families import GENERATOR_KEYS, generator_entries
     from synkit.generate.plan import config_name
+    from synkit.t2i.families import GENERATOR_KEYS, generator_entries
 
     counts = {}  # PROMPT_SET@CFG and configuration folder -> images 02_generate makes
     for entry in generator_entries(g.get("generators") or [], {k: g.get(k) for k in GENERATOR_KEYS}):
@@ -166,8 +167,8 @@ def _source_problems(plan: dict[str, dict], defaults: dict[str, dict], source: s
         return []
     gen = {**defaults.get("02_generate", {}), **plan["02_generate"]}
     train_values = {**defaults.get("04_train", {}), **plan["04_train"]}
-    from synkit.t2i.families import GENERATOR_KEYS, generator_entries
     from synkit.generate.plan import config_name, parse_ladder_config
+    from synkit.t2i.families import GENERATOR_KEYS, generator_entries
 
     try:
         entries = generator_entries(gen.get("generators") or [], {k: gen.get(k) for k in GENERATOR_KEYS})

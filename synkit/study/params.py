@@ -2,13 +2,14 @@
 file with its overrides and ``--set`` values, read and type-checked, one sentence per problem."""
 
 from __future__ import annotations
+
 import ast
 import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-import yaml
 
+import yaml
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 

@@ -4,6 +4,8 @@ training synkit's own models on captions), and quieting the libraries' truncatio
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
 
 
 @contextlib.contextmanager
@@ -22,23 +24,47 @@ def quiet():
         transformers.logging.set_verbosity(levels[1])
 
 
-# Pipelines whose text arguments synkit computes once per distinct prompt (``encode_texts``)
-PRECOMPUTED_TEXT = ("StableDiffusionPipeline", "IFPipeline", "AmusedPipeline")
+def _sd_text(pipe, texts: list[str]) -> dict:
+    return {"prompt_embeds": pipe.encode_prompt(texts, pipe.device, 1, False)[0]}
+
+
+def _if_text(pipe, texts: list[str]) -> dict:  # clean_caption off: the same text the model was trained on
+    return {"prompt_embeds": pipe.encode_prompt(texts, do_classifier_free_guidance=False, device=pipe.device, clean_caption=False)[0]}
+
+
+def _amused_text(pipe, texts: list[str]) -> dict:  # as AmusedPipeline.__call__: pooled text_embeds and the penultimate hidden states
+    ids = pipe.tokenizer(texts, return_tensors="pt", padding="max_length", truncation=True,
+                         max_length=pipe.tokenizer.model_max_length).input_ids.to(pipe.device)
+    out = pipe.text_encoder(ids, return_dict=True, output_hidden_states=True)
+    return {"prompt_embeds": out.text_embeds, "encoder_hidden_states": out.hidden_states[-2]}
+
+
+@dataclass(frozen=True)
+class PipelineTraits:
+    """What synkit knows of a diffusers pipeline class: how its own text path encodes prompts ahead (``encode``: None,
+    prompts go to the call), and whether its sampler takes one generator for the batch instead of one per image (the batch
+    then shares a generator seeded with its first image's seed: still fixed per shard, so runs stay reproducible)."""
+
+    encode: Callable | None = None
+    per_batch_seed: bool = False
+
+
+# the registry: diffusers pipeline class name -> traits; any other pipeline gets the defaults
+PIPELINES = {"StableDiffusionPipeline": PipelineTraits(_sd_text), "IFPipeline": PipelineTraits(_if_text),
+             "AmusedPipeline": PipelineTraits(_amused_text, per_batch_seed=True)}
+
+
+def traits(pipe) -> PipelineTraits:
+    """The registry's traits of ``pipe``'s class (the one place synkit tells pipelines apart)."""
+    return PIPELINES.get(type(pipe).__name__, PipelineTraits())
 
 
 def encode_batch(pipe, texts: list[str]) -> dict:
     """The call arguments the pipeline's own text path computes for ``texts``, one row each."""
-    kind = type(pipe).__name__
-    if kind == "StableDiffusionPipeline":
-        return {"prompt_embeds": pipe.encode_prompt(texts, pipe.device, 1, False)[0]}
-    if kind == "IFPipeline":  # clean_caption off: the same text the model was trained on
-        return {"prompt_embeds": pipe.encode_prompt(texts, do_classifier_free_guidance=False, device=pipe.device, clean_caption=False)[0]}
-    if kind == "AmusedPipeline":  # as AmusedPipeline.__call__: pooled text_embeds and the penultimate hidden states
-        ids = pipe.tokenizer(texts, return_tensors="pt", padding="max_length", truncation=True,
-                             max_length=pipe.tokenizer.model_max_length).input_ids.to(pipe.device)
-        out = pipe.text_encoder(ids, return_dict=True, output_hidden_states=True)
-        return {"prompt_embeds": out.text_embeds, "encoder_hidden_states": out.hidden_states[-2]}
-    raise TypeError(f"{kind} is not one of the pipelines whose prompts synkit encodes ahead ({', '.join(PRECOMPUTED_TEXT)}).")
+    encode = traits(pipe).encode
+    if encode is None:
+        raise TypeError(f"{type(pipe).__name__} is not one of the pipelines whose prompts synkit encodes ahead ({', '.join(PIPELINES)}).")
+    return encode(pipe, texts)
 
 
 def encode_texts(pipe, texts: list[str], batch_size: int = 256) -> tuple[dict, dict]:

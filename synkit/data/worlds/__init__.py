@@ -36,7 +36,7 @@ def fingerprint(world, split: str) -> str:
 
     data = world.split(split)
     h = hashlib.sha256(np.asarray(data.labels).tobytes())
-    if hasattr(data, "images"):
+    if data.in_memory:
         h.update(np.ascontiguousarray(data.images).tobytes())
     else:
         for p in data.paths:

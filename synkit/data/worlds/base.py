@@ -38,10 +38,12 @@ def safe_name(name: str) -> str:
 
 
 class Split(Protocol):
-    """Real images of one split: ``labels`` and ``ids`` (numpy arrays), ``image(i)`` as PIL."""
+    """Real images of one split: ``labels`` and ``ids`` (numpy arrays), ``image(i)`` as PIL; ``in_memory``: whether
+    ``images`` holds them all as one uint8 array (``ArraySplit``) or they are files read one by one (``FileSplit``)."""
 
     labels: np.ndarray
     ids: np.ndarray
+    in_memory: bool
 
     def __len__(self) -> int: ...
 
@@ -55,6 +57,7 @@ class ArraySplit:
     images: np.ndarray
     labels: np.ndarray
     ids: np.ndarray
+    in_memory = True
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -73,6 +76,7 @@ class FileSplit:
     paths: list[Path]
     labels: np.ndarray
     ids: np.ndarray
+    in_memory = False
 
     def __len__(self) -> int:
         return len(self.labels)

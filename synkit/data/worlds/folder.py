@@ -36,6 +36,9 @@ GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
 class FolderWorld:
     name = "folder"
+    zero_shot_templates = None  # open_clip's 80 ImageNet templates, as the paper
+    coarse_task = False
+    web_captions = False
 
     def __init__(self, root: str | Path, class_map: str | Path | None = None, image_size: int | None = None):
         self.root = Path(root)

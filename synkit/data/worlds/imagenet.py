@@ -21,6 +21,9 @@ from synkit.data.worlds.base import ClassInfo, FileSplit, scan_class_folders
 
 class ImageNetWorld:
     name = "imagenet"
+    zero_shot_templates = None  # open_clip's 80 ImageNet templates, as the paper
+    coarse_task = False
+    web_captions = False
 
     def __init__(self, root: str | Path | None = None, ood_roots: dict | None = None):
         self.root = Path(root) if root else None
