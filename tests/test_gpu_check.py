@@ -23,11 +23,11 @@ def test_make_gpu_check_runs_every_path_at_tiny_sizes_without_cuda(tmp_path):
     results = json.loads(out.read_text())
     assert results["sizes"] == "tiny"
     gen = results["generation"]
-    assert gen["images"] == gpu_check.TINY.gen_images and gen["ratio"] > 0
+    assert gen["images"] == gpu_check.TINY.gen_images and gen["max_pixel_diff"] <= 1  # synkit's image is diffusers' own
     vit = results["train_vit_b16"]
     assert vit["steps"] == gpu_check.TINY.train_steps and vit["timm_reload_max_diff"] < 1e-4
     clip = results["clip_vit_b16"]
-    assert 0.0 <= clip["zero_shot_top1"] <= 1.0 and clip["open_clip_reload_max_diff"] < 1e-4
+    assert clip["open_clip_reload_max_diff"] < 1e-4
     if torch.cuda.device_count() < 2:
         assert "skipped" in results["two_processes"]
 
@@ -41,3 +41,10 @@ def test_gpu_check_names_an_unknown_part():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_gpu_check_full_size(tmp_path):
     assert gpu_check.main(["--out", str(tmp_path / "gpu_check.json")]) == 0
+
+
+def test_a_part_that_runs_but_disagrees_fails():
+    assert gpu_check.disagreement("generation", {"max_pixel_diff": 0}) is None
+    assert "differs from diffusers' call by 9 levels" in gpu_check.disagreement("generation", {"max_pixel_diff": 9})
+    assert "timm_reload_max_diff = 0.5" in gpu_check.disagreement("train_vit_b16", {"timm_reload_max_diff": 0.5})
+    assert "3 of 4 planned runs" in gpu_check.disagreement("two_processes", {"runs": 3, "runs_planned": 4})

@@ -134,7 +134,21 @@ def check_generation(tmp: Path, sizes: Sizes, device: str) -> dict:
     plain = n / (time.perf_counter() - t0)
     return {"images": stats["images"], "steps": sizes.gen_steps, "size": sizes.gen_size, "dtype": sizes.dtype,
             "synkit_images_per_s": round(stats["images_per_s"], 2), "diffusers_images_per_s": round(plain, 2),
-            "ratio": round(stats["images_per_s"] / plain, 3)}
+            "ratio": round(stats["images_per_s"] / plain, 3), "max_pixel_diff": _first_image_diff(pipe, job, sizes)}
+
+
+def _first_image_diff(pipe, job, sizes: Sizes) -> int:
+    """The largest difference (uint8 levels) between synkit's first stored image and diffusers' own call for its prompt and
+    seed, stored the same way: synkit's batching and precomputed prompt embeddings must not change an image."""
+    from synkit.data import shards
+    from synkit.generate import render as generate
+
+    images, manifest = shards.read_images(job.out_dir, per_class=1, checksums=False)
+    row = manifest.iloc[0]
+    out = pipe([row["prompt"]], num_inference_steps=sizes.gen_steps, guidance_scale=job.guidance_scale, height=sizes.gen_size,
+               width=sizes.gen_size, output_type="np", generator=[torch.Generator(device="cpu").manual_seed(int(row["seed"]))]).images
+    ref = np.asarray(generate.finish(generate.to_uint8(out)[0], job.resolution, job.resize_mode, job.mode))
+    return int(np.abs(ref.astype(int) - images[0].astype(int)).max())
 
 
 def check_train(tmp: Path, sizes: Sizes, device: str) -> dict:
@@ -212,6 +226,7 @@ def check_clip(tmp: Path, sizes: Sizes, device: str) -> dict:
 
 def check_two_processes(tmp: Path, sizes: Sizes, device: str) -> dict:
     """A two-process training launch (accelerate) of a small ladder; its metrics must match one process's run count."""
+    from synkit.classify import ladder
     from synkit.core import files
     from synkit.engine import runs
 
@@ -221,12 +236,27 @@ def check_two_processes(tmp: Path, sizes: Sizes, device: str) -> dict:
     t0 = time.perf_counter()
     runs.launch("synkit.classify.ladder", [job_file], 2)
     table = pd.read_parquet(tmp / "train" / "metrics.parquet")
-    return {"processes": 2, "runs": int(table[["size", "seed"]].drop_duplicates().shape[0]), "seconds": round(time.perf_counter() - t0, 1)}
+    planned = ladder.plan_runs(ladder.TrainJob(**job), pd.DataFrame({"config": [], "images": []}))
+    return {"processes": 2, "runs": int(table[["size", "seed"]].drop_duplicates().shape[0]),
+            "runs_planned": int(planned[["size", "seed"]].drop_duplicates().shape[0]), "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def _sync(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
+
+
+def disagreement(name: str, result: dict) -> str | None:
+    """What makes a part fail although it ran: synkit's image differs from diffusers' own; a saved model does not reload
+    to the same outputs; the two-process ladder does not finish every planned run."""
+    if name == "generation" and result["max_pixel_diff"] > 1:
+        return f"synkit's first image differs from diffusers' call by {result['max_pixel_diff']} levels (at most 1)"
+    for key in ("timm_reload_max_diff", "open_clip_reload_max_diff"):
+        if key in result and not result[key] < 1e-4:
+            return f"{key} = {result[key]} (below 1e-4 expected)"
+    if name == "two_processes" and result["runs"] != result["runs_planned"]:
+        return f"{result['runs']} of {result['runs_planned']} planned runs finished"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -253,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 results[name] = parts[name](Path(tmp), sizes, device)
+                problem = disagreement(name, results[name])
+                if problem:
+                    raise AssertionError(problem)
             except Exception as err:  # noqa: BLE001 - every part runs; a failure is reported and fails the check
                 results[name] = {"error": f"{type(err).__name__}: {err}"[:500], "trace": traceback.format_exc()[-1500:]}
                 failed.append(name)
