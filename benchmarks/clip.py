@@ -19,7 +19,6 @@ import numpy as np
 import open_clip
 import torch
 
-from synkit.clip import ladder as clip
 from synkit.clip import train as clip_train
 from synkit.clip import data as clip_data
 
@@ -69,7 +68,7 @@ def main() -> None:
         world = load_world("fashion")
         caps = clip_data.web_captions(world, args.captions)
         real = np.asarray(world.split("web").images)[caps["web_index"].to_numpy()]
-        bank = torch.cat([clip.to_clip_tensor(real), clip.to_clip_tensor(255 - real)])
+        bank = torch.cat([clip_data.to_clip_tensor(real), clip_data.to_clip_tensor(255 - real)])
         tokens = tokenizer(caps["caption"].tolist())
     else:
         bank = torch.randn(2 * args.captions, 3, args.image_size, args.image_size)

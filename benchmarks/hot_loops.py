@@ -86,7 +86,7 @@ def classifier_step(threads: int):
 def clip_step(threads: int):
     import open_clip
 
-    from synkit.clip import ladder as clip
+    from synkit.clip import data as clip_data
     from synkit.clip import train as clip_train
 
     torch.set_num_threads(threads)
@@ -94,7 +94,7 @@ def clip_step(threads: int):
     model = clip_train.from_scratch(clip_train.FASHION_MODEL)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
     loss_fn = open_clip.ClipLoss()
-    images = clip.to_clip_tensor(np.random.default_rng(0).integers(0, 255, (128, 28, 28), dtype=np.uint8))
+    images = clip_data.to_clip_tensor(np.random.default_rng(0).integers(0, 255, (128, 28, 28), dtype=np.uint8))
     tokens = open_clip.get_tokenizer(clip_train.FASHION_MODEL)(["a photo of a bag"] * 128)
 
     def step():

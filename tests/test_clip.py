@@ -59,7 +59,7 @@ def test_tiny_clip_trains_on_each_setup(tmp_path, fashion):
     evals, tasks = clip_zero_shot.world_tasks(fashion, 200, None)
     assert [t["name"] for t in tasks] == ["val", "sketch", "silhouette", "val-coarse"]
     table = clip.run_ladder(caps, real, synth, evals, tasks, [16, 32, 64], config, tmp_path, progress=False)
-    assert set(table["setup"]) == set(clip.SETUPS) and sorted(table["scale"].unique()) == [16, 32, 64]
+    assert set(table["setup"]) == set(clip_data.SETUPS) and sorted(table["scale"].unique()) == [16, 32, 64]
     assert set(table["eval_set"]) == {"val", "sketch", "silhouette", "val-coarse"}
     assert table["top1"].between(0, 1).all() and (table["loss"] > 0).all()
     t1 = clip_tables.table1(table)
@@ -202,7 +202,7 @@ def test_a_trained_clip_is_saved_for_open_clip_and_gives_its_features(tmp_path, 
 
     caps = clip_data.web_captions(fashion, 32)
     real = np.asarray(fashion.split("web").images)[caps["web_index"].to_numpy()]
-    bank = torch.cat([clip.to_clip_tensor(real), clip.to_clip_tensor(255 - real)])
+    bank = torch.cat([clip_data.to_clip_tensor(real), clip_data.to_clip_tensor(255 - real)])
     tokenizer = clip_train.open_clip_tokenizer(clip_train.FASHION_MODEL)
     seen = {}
 
@@ -213,7 +213,7 @@ def test_a_trained_clip_is_saved_for_open_clip_and_gives_its_features(tmp_path, 
         return pd.DataFrame([{"eval_set": "val", "task": "classes", "top1": 0.5, "loss": 1.0}])
 
     clip_train.train_clip(bank, tokenizer(caps["caption"].tolist()), "real", clip_train.ClipConfig(epochs=1, batch_size=8), tmp_path / "run", evaluate,
-                    progress=False, image_stats=clip.image_stats(real))
+                    progress=False, image_stats=clip_data.image_stats(real))
     folder = (tmp_path / "run" / "model").resolve()
     config = json.loads((folder / "open_clip_config.json").read_text())
     assert config["model_cfg"]["vision_cfg"]["image_size"] == 28 and config["preprocess_cfg"]["mean"] == [0.286] * 3
@@ -225,7 +225,7 @@ def test_a_trained_clip_is_saved_for_open_clip_and_gives_its_features(tmp_path, 
     from PIL import Image
 
     x = preprocess(Image.fromarray(real[0]))  # open_clip's own preprocessing with the saved statistics: the study's tensor
-    assert x.shape == (3, 28, 28) and torch.allclose(x, clip.to_clip_tensor(real[:1])[0], atol=1e-2)
+    assert x.shape == (3, 28, 28) and torch.allclose(x, clip_data.to_clip_tensor(real[:1])[0], atol=1e-2)
     with pytest.raises(FileNotFoundError, match="holds no open_clip model"):
         clip_train.load_model(tmp_path)
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
+from synkit.clip import data as clip_data
 from synkit.clip import ladder as clip
 from synkit.clip import train as clip_train
 from synkit.clip.stream import CaptionStream, StreamSpec, caption_table, records, expand_urls, shuffled, takes_synthetic, write_pairs
@@ -77,7 +78,7 @@ def test_stream_epochs_ranks_and_resume(tmp_path, fashion):
     assert len(a) == len(b) == 80 and sorted(a + b) == expected
     # each image is its caption's, standardized as the in-memory path does
     images, tokens = whole[3]
-    assert torch.equal(images, clip.to_clip_tensor(web[tokens[:, 0].numpy()]))
+    assert torch.equal(images, clip_data.to_clip_tensor(web[tokens[:, 0].numpy()]))
 
 
 def test_mixed_stream_takes_the_choice_and_checks_caption_order(tmp_path, fashion):
@@ -85,7 +86,7 @@ def test_mixed_stream_takes_the_choice_and_checks_caption_order(tmp_path, fashio
     real = write_pairs(caps, web, tmp_path / "real", shard_size=40)
     synthetic = write_pairs(caps, 255 - web, tmp_path / "synthetic", shard_size=32)  # other shard boundaries: caption order is what counts
     stream = CaptionStream(StreamSpec(real, synthetic, 96, buffer=1), "mixed", 96, 2, seed=5, tokenizer=_tokens)
-    real_x, synth_x = clip.to_clip_tensor(web), clip.to_clip_tensor(255 - web)
+    real_x, synth_x = clip_data.to_clip_tensor(web), clip_data.to_clip_tensor(255 - web)
     seen = []
     for epoch, (images, tokens) in enumerate(stream):  # buffer 1 and one batch an epoch: caption order
         order = tokens[:, 0].tolist()

@@ -295,7 +295,7 @@ def image_sampler(world, configs: pd.DataFrame, per_class: int = 8, file_size: i
         if source == "real" and not world.split("real").in_memory:  # image files: read only the class's first ones
             key = f"real|{class_index}"
             if key not in cache:
-                from synkit.clip.ladder import square
+                from synkit.clip.data import square
 
                 split = world.split("real")
                 idx = np.flatnonzero(np.asarray(split.labels) == class_index)[:per_class]

@@ -33,17 +33,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from synkit.core.progress import tqdm
 
-from synkit.core import precision
-
-from synkit.engine import runs
-
-from synkit.clip.data import SETUPS, image_stats, square, to_clip_tensor  # noqa: F401  (clip.square etc. for callers)
-from synkit.core.files import write_parquet
-from synkit.clip.data import web_captions
-from synkit.clip.zero_shot import FASHION_TEMPLATES, templates_for, world_tasks, zero_shot
+from synkit.clip.data import SETUPS, image_stats, square, to_clip_tensor, web_captions
 from synkit.clip.train import ClipConfig, clip_config_from, open_clip_tokenizer, register_models, train_clip
+from synkit.clip.zero_shot import FASHION_TEMPLATES, templates_for, world_tasks, zero_shot
+from synkit.core import precision
+from synkit.core.files import write_parquet
+from synkit.core.progress import tqdm
+from synkit.engine import runs
 
 CONTROL = "real-exact-names"  # the fashion world's control: real images, captions naming each class exactly
 

@@ -81,9 +81,9 @@ def write_pairs(captions: pd.DataFrame, images: np.ndarray, folder: str | Path, 
     each written beside and renamed into place; returns the shards in brace notation. Complete
     shards of an earlier call with the same pairs are kept."""
     import webdataset as wds
+    from PIL import Image
 
     from synkit.core.files import atomic
-    from PIL import Image
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -142,7 +142,7 @@ class StreamSpec:
 
 
 class CaptionStream(torch.utils.data.IterableDataset):
-    """Batches (images (B, 3, H, W) standardized as ``clip.to_clip_tensor``, tokens) of steps
+    """Batches (images (B, 3, H, W) standardized as ``clip.data.to_clip_tensor``, tokens) of steps
     ``start..steps`` for process ``rank`` of ``world``; see the module docstring for the order."""
 
     def __init__(self, spec: StreamSpec, setup: str, batch_size: int, steps: int, seed: int, tokenizer, start: int = 0, rank: int = 0,
