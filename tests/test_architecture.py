@@ -142,3 +142,30 @@ def test_no_dispatch_on_names_outside_the_registries():
     problems = [f"{rel(path)}:{i}: {what}: {line.strip()}" for path in sources("synkit") if not rel(path).startswith("synkit/data/worlds/")
                 for i, line in enumerate(path.read_text().splitlines(), 1) for pattern, what in rules if re.search(pattern, line)]
     assert not problems, "\n".join(problems)
+
+
+def notebook_cells():
+    """(notebook, cell number, source) of every code cell of the study's notebooks but the parameters cell: that one is
+    the study file's schema (a name, type, default and rule per line, read by ``synkit check``), not code."""
+    import json
+
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for i, cell in enumerate(json.loads(path.read_text())["cells"]):
+            if cell["cell_type"] == "code" and "parameters" not in cell.get("metadata", {}).get("tags", []):
+                yield rel(path), i, "".join(cell["source"])
+
+
+def test_notebooks_hold_short_cells_and_no_file_names():
+    """Notebook code cells stay short (the work lives in synkit) and name no artifact file: paths come from
+    ``synkit.core.layout.StudyFiles``; nor do they dispatch on a world's name."""
+    artifact = re.compile(r"""["'][^"'\s]*\.(parquet|json|csv|npy|npz|png|html|pt|safetensors|tar|jsonl)["']""")
+    problems = []
+    for path, i, source in notebook_cells():
+        lines = source.splitlines()
+        if len(lines) > 20:
+            problems.append(f"{path}: cell {i} has {len(lines)} lines (at most 20): {lines[0]}")
+        problems += [f"{path}: cell {i} line {n}: an artifact file name: {line.strip()}"
+                     for n, line in enumerate(lines, 1) if artifact.search(line)]
+        problems += [f"{path}: cell {i} line {n}: a dispatch on the fashion world's name: {line.strip()}"
+                     for n, line in enumerate(lines, 1) if re.search(r"""[!=]=\s*["']fashion["']""", line)]
+    assert not problems, "\n".join(problems)

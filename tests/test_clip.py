@@ -12,6 +12,7 @@ from synkit.clip import train as clip_train
 from synkit.clip import zero_shot as clip_zero_shot
 from synkit.clip import data as clip_data
 
+from synkit.core.layout import RUN_INFO, StudyFiles
 from synkit.generate import render as generate
 from synkit.generate import plan
 from synkit.data import shards
@@ -66,9 +67,10 @@ def test_tiny_clip_trains_on_each_setup(tmp_path, fashion):
     assert "average" in t1.columns and len(t1) == 9
     assert len(clip_tables.mixed_gain(table)) == 3 * 4
     # same runs again: reused, not retrained
-    stamp = (tmp_path / "runs" / "mixed" / "n00000064-s0" / "run.json").stat().st_mtime_ns
+    run_info = StudyFiles(tmp_path).clip_run_dirs / "mixed" / "n00000064-s0" / RUN_INFO
+    stamp = run_info.stat().st_mtime_ns
     again = clip.run_ladder(caps, real, synth, evals, tasks, [16, 32, 64], config, tmp_path, progress=False)
-    assert (tmp_path / "runs" / "mixed" / "n00000064-s0" / "run.json").stat().st_mtime_ns == stamp
+    assert run_info.stat().st_mtime_ns == stamp
     pd.testing.assert_frame_equal(table, again)
     with pytest.raises(ValueError, match="setup 'both' is unknown"):
         clip.run_ladder(caps, real, synth, evals, tasks, [16], config, tmp_path, setups=("both",), progress=False)

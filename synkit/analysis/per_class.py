@@ -34,6 +34,8 @@ import numpy as np
 import pandas as pd
 
 from synkit.analysis import scaling
+from synkit.core.sources import is_mix
+from synkit.core.sources import parse as parse_source
 
 CATEGORIES = ("Easy", "Scaling", "Poor", "Other", "Unfit")
 
@@ -44,7 +46,7 @@ def class_fits(metrics: pd.DataFrame, d_i: float, eval_set: str = "val", alpha: 
     seed's point pooled (no bend search: per-class curves are too noisy for it), plus its mean
     loss and top-1 at the smallest and largest sizes and its top-1 at D_I (where trained)."""
     per = metrics[(metrics["class_index"] >= 0) & (metrics["kind"] == "ladder") & (metrics["eval_set"] == eval_set)]
-    per = per[~per["source"].str.contains(r"\+real:", regex=True)]  # real + synthetic mixes are 05's question, not a class's
+    per = per[~is_mix(per["source"])]  # real + synthetic mixes are 05's question, not a class's
     if per.empty:
         raise ValueError(f"the training metrics have no per-class ladder rows for eval set {eval_set!r}; valid eval sets are "
                          f"{', '.join(sorted(metrics['eval_set'].unique()))}.")
@@ -168,7 +170,7 @@ def figure6(table: pd.DataFrame) -> alt.HConcatChart:
 
 def curve_points(metrics: pd.DataFrame, eval_set: str = "val") -> pd.DataFrame:
     per = metrics[(metrics["class_index"] >= 0) & (metrics["kind"] == "ladder") & (metrics["eval_set"] == eval_set)]
-    per = per[~per["source"].str.contains(r"\+real:", regex=True)]  # real + synthetic mixes are 05's question, not a class's
+    per = per[~is_mix(per["source"])]  # real + synthetic mixes are 05's question, not a class's
     return per[["source", "class_index", "class_name", "size", "loss", "top1"]].assign(metric="loss", value=per["loss"])
 
 
@@ -306,7 +308,7 @@ def image_sampler(world, configs: pd.DataFrame, per_class: int = 8, file_size: i
                 split = world.split("real")
                 cache[source] = (np.asarray(split.images), np.asarray(split.labels))
             else:
-                config = source.split("+real:")[0]
+                config = parse_source(source).base
                 if config not in manifests:
                     raise ValueError(f"source {source!r} is not a generated configuration; valid ones are {', '.join(sorted(manifests))}.")
                 imgs, man = read_images(Path(manifests[config]).parent, per_class=per_class, checksums=False)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from synkit.core.layout import StudyFiles
 from synkit.analysis.findings import FAILS, HOLDS, INCONCLUSIVE, UNMEASURED, findings, gates  # noqa: F401  (findings, gates: the report's tables)
 
 
@@ -36,18 +37,18 @@ def versions() -> dict[str, str]:
     return out
 
 
-CHARTS = [  # (section, title, file stem under the study folder)
-    ("Headline", "Scaling ability k of real and synthetic images per eval set (Figure 1)", "scaling/figure1"),
-    ("Prompts", "Distinct prompts per class", "prompts/prompt_counts"),
-    ("Quality", "Recognizability vs diversity (Figure 2)", "quality/tradeoff"),
-    ("Quality", "The trade-off colored by performance", "scaling/tradeoff_performance"),
-    ("Scaling", "Val loss vs data size (Figure 3)", "scaling/loss_val"),
-    ("Scaling", "Every eval set, loss and top-1 error (Figure 4)", "scaling/ood"),
-    ("Scaling", "A small model against the default one on the same ladder (Sec. 4.4)", "scaling/capacity"),
-    ("Per class", "k vs performance per class (Figure 6)", "per_class/figure6"),
-    ("Per class", "Per-class curves (Figure 7)", "per_class/figure7"),
-    ("Per class", "Explorer: pick a source, click a class", "per_class/dashboard"),
-    ("CLIP", "Zero-shot vs captions (Figure 8)", "clip/figure8"),
+CHARTS = [  # (section, title, the chart's name in synkit.core.layout.StudyFiles)
+    ("Headline", "Scaling ability k of real and synthetic images per eval set (Figure 1)", "figure1_chart"),
+    ("Prompts", "Distinct prompts per class", "prompt_counts_chart"),
+    ("Quality", "Recognizability vs diversity (Figure 2)", "tradeoff_chart"),
+    ("Quality", "The trade-off colored by performance", "tradeoff_performance_chart"),
+    ("Scaling", "Val loss vs data size (Figure 3)", "loss_val_chart"),
+    ("Scaling", "Every eval set, loss and top-1 error (Figure 4)", "ood_chart"),
+    ("Scaling", "A small model against the default one on the same ladder (Sec. 4.4)", "capacity_chart"),
+    ("Per class", "k vs performance per class (Figure 6)", "figure6_chart"),
+    ("Per class", "Per-class curves (Figure 7)", "figure7_chart"),
+    ("Per class", "Explorer: pick a source, click a class", "dashboard_chart"),
+    ("CLIP", "Zero-shot vs captions (Figure 8)", "figure8_chart"),
 ]
 
 
@@ -74,21 +75,11 @@ def _table(df: pd.DataFrame | None, cls: str = "", names: dict | None = None) ->
 def stages(study_dir: str | Path, params: dict | None = None) -> pd.DataFrame:
     """Each notebook of the study (from ``parameters.json``, else those found) and its state, from
     ``notebooks/``: finished, failed, interrupted, running or not run (08 itself counts as running)."""
-    nb_dir = Path(study_dir) / "notebooks"
-    stems = list((params or {}).get("notebooks", {})) or sorted({p.name.split(".")[0] for p in nb_dir.glob("*.ipynb")})
+    at = StudyFiles(study_dir)
     rows = []
-    for stem in stems:
-        if (nb_dir / f"{stem}.failed.ipynb").exists():
-            state = "failed"
-        elif (nb_dir / f"{stem}.interrupted.ipynb").exists():
-            state = "interrupted"
-        elif (nb_dir / f"{stem}.running.ipynb").exists():
-            state = "running"
-        elif (nb_dir / f"{stem}.ipynb").exists():
-            state = "finished"
-        else:
-            state = "not run"
-        rows.append({"notebook": stem, "state": state})
+    for stem in list((params or {}).get("notebooks", {})) or at.executed_stems():
+        found = [s for s in ("failed", "interrupted", "running", "") if at.executed(stem, s).exists()]
+        rows.append({"notebook": stem, "state": (found[0] or "finished") if found else "not run"})
     return pd.DataFrame(rows, columns=["notebook", "state"])
 
 
@@ -106,10 +97,10 @@ def gates_section(table: pd.DataFrame) -> str:
 
 def _charts(d: Path) -> tuple[list[tuple[str, dict]], str]:
     """Each saved chart's Vega-Lite spec (to embed) and the page's chart sections, with the PNG beside each."""
-    specs, by_section = [], {}
-    for i, (section, title, stem) in enumerate(CHARTS):
-        spec_path = (d / stem).with_suffix(".json")
-        png = (d / stem).with_suffix(".png")
+    specs, by_section, at = [], {}, StudyFiles(d)
+    for i, (section, title, name) in enumerate(CHARTS):
+        spec_path = getattr(at, name).with_suffix(".json")
+        png = getattr(at, name).with_suffix(".png")
         if not spec_path.exists():
             continue
         specs.append((f"chart{i}", json.loads(spec_path.read_text())))
@@ -143,15 +134,16 @@ def _tables(d: Path) -> str:
     from synkit.analysis.findings import short_names
 
     names = short_names(d)
-    fits = _read(d / "scaling" / "fits.parquet")
+    at = StudyFiles(d)
+    fits = _read(at.scaling_table("fits"))
     fit_cols = ["source", "eval_set", "metric", "k", "k_lo", "k_hi", "k_seed_sd", "neg_log_l_di", "neg_log_l_di_lo", "neg_log_l_di_hi", "r2", "curve_p", "lof_p", "n_seeds"]
-    mix = _read(d / "scaling" / "mix.parquet")
-    capacity = _read(d / "scaling" / "capacity.parquet")
-    control = _read(d / "clip" / "control.parquet")
-    clip_t1 = _read(d / "clip" / "table1.parquet")
-    clip_fits = _read(d / "clip" / "fits.parquet")
-    cats = _read(d / "per_class" / "categories.parquet")
-    quality = _read(d / "quality" / "summary.parquet")
+    mix = _read(at.scaling_table("mix"))
+    capacity = _read(at.scaling_table("capacity"))
+    control = _read(at.control)
+    clip_t1 = _read(at.table1)
+    clip_fits = _read(at.clip_fits)
+    cats = _read(at.categories)
+    quality = _read(at.quality_summary)
     return f"""<h2>Fits (supervised, sizes up to D_I, every seed)</h2>{_table(fits[fit_cols] if fits is not None else None, names=names)}
 <h2>Real + synthetic against real alone</h2>{_table(mix, names=names)}
 <h2>Capacity: small vs default model</h2>{_table(capacity[["source", "model", "span", "k", "k_lo", "k_hi", "fit_min_size", "fit_max_size", "bend_size", "bend_p"]] if capacity is not None else None, names=names)}
@@ -172,9 +164,10 @@ def build(study_dir: str | Path, params: dict | None = None) -> Path:
     found = findings(d)
     gate_html = gates_section(gates(d))
     specs, chart_html = _charts(d)
-    grids = sorted((d / "synthetic").glob("*/grid.png"))
+    at = StudyFiles(d)
+    grids = at.grids()
     grid_html = "".join(f"<figure>{_img(g, 420)}<figcaption>{html.escape(g.parent.name)}</figcaption></figure>" for g in grids)
-    fig5 = "".join(f"<figure>{_img(g, 420)}<figcaption>{html.escape(g.stem)}</figcaption></figure>" for g in sorted((d / "per_class").glob("figure5_*.png")))
+    fig5 = "".join(f"<figure>{_img(g, 420)}<figcaption>{html.escape(g.stem)}</figcaption></figure>" for g in at.figure5_images())
     rows = _finding_rows(found)
     stage, stage_html = _stages(d, params)
     counts = found["verdict"].value_counts()
@@ -215,4 +208,4 @@ the paper's claim in our words with its section and its printed numbers.</p>
 <script>{embed}</script>
 </body></html>
 """
-    return write_text(page, d / "report.html")
+    return write_text(page, at.report_page)

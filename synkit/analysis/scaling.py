@@ -47,6 +47,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from synkit.core.sources import is_mix
+
 FIT_COLUMNS = [
     "k", "k_lo", "k_hi", "k_boot_lo", "k_boot_hi",
     "neg_log_l_di", "neg_log_l_di_lo", "neg_log_l_di_hi", "neg_log_l_di_boot_lo", "neg_log_l_di_boot_hi",
@@ -393,7 +395,7 @@ def mix_table(metrics: pd.DataFrame, real_fit, d_i: float, eval_set: str = "val"
     over = metrics[(metrics["class_index"] == -1) & (metrics["eval_set"] == eval_set) & (metrics["kind"] == "ladder")]
     real = over[over["source"] == "real"]
     rows = []
-    for source, part in over[over["source"].str.contains(r"\+real:", regex=True)].groupby("source"):
+    for source, part in over[is_mix(over["source"])].groupby("source"):
         fraction = float(part["real_fraction"].iloc[0])
         for size, group in part.groupby("size"):
             n_real = int(round(size * fraction))
@@ -462,6 +464,6 @@ def study_fits(metrics: pd.DataFrame, d_i: float, alpha: float = 0.05, n_boot: i
         out["capacity"] = capacity_table(metrics, d_i, metrics.loc[metrics["model"] == "small", "source"].iloc[0], alpha=alpha, n_boot=n_boot)
     fits = out["fits"]
     real = fits[(fits["metric"] == "loss") & (fits["eval_set"] == "val") & (fits["source"] == "real")]
-    if len(real) and overall["source"].str.contains(r"\+real:", regex=True).any():
+    if len(real) and is_mix(overall["source"]).any():
         out["mix"] = mix_table(metrics, real.iloc[0], d_i, alpha=alpha)
     return out

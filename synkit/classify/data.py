@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from synkit.core import sources
 
 
 def balanced_order(labels: np.ndarray, seed: int) -> np.ndarray:
@@ -35,18 +36,10 @@ def parse_source(spec: str, configs: pd.DataFrame) -> Source:
     """``real``, ``PROMPT_SET@CFG`` / a configuration name, or either of them ``+real:F``."""
     from synkit.generate.plan import parse_config
 
-    if spec == "real":
+    if spec == sources.REAL:
         return Source("real")
-    base, plus, frac = spec.partition("+real:")
-    if plus:
-        try:
-            fraction = float(frac)
-        except ValueError:
-            fraction = -1.0
-        if not 0 < fraction < 1:
-            raise ValueError(f"source {spec!r} has real fraction {frac!r}; it must be a number strictly between 0 and 1.")
-    else:
-        fraction = 0.0
+    parsed = sources.parse(spec)
+    base, fraction = parsed.base, parsed.real_fraction() if parsed.is_mix else 0.0
     if base in set(configs["config"]):
         config = base
     else:
@@ -59,7 +52,7 @@ def parse_source(spec: str, configs: pd.DataFrame) -> Source:
             raise ValueError(f"source {spec!r} matches configurations of several generators ({', '.join(hit['config'])}); "
                              f"name one of them instead.")
         config = hit["config"].iloc[0]
-    return Source(f"{config}+real:{fraction:g}" if plus else config, config, fraction)
+    return Source(sources.mix_name(config, fraction) if parsed.is_mix else config, config, fraction)
 
 
 def take(images: np.ndarray, labels: np.ndarray, order: np.ndarray, n: int, what: str) -> tuple[np.ndarray, np.ndarray]:

@@ -27,6 +27,7 @@ from synkit.classify.data import (
 )
 from synkit.classify.train import TrainConfig, config_from, create_model, ladder_sizes, schedule_steps, train_run
 from synkit.core.files import write_parquet
+from synkit.core.layout import StudyFiles, manifest
 from synkit.data.worlds import safe_name
 from synkit.data.worlds.folder import fit_images
 from synkit.engine import runs
@@ -59,6 +60,16 @@ class TrainJob:
     capacity_source: str | None = None  # also train this source with the small model of capacity_config
     capacity_config: dict = field(default_factory=dict)  # TrainConfig fields of the small model (over train_config)
     workers: int = 0  # processes training independent runs at once (0: runs.auto_workers); not part of any result
+
+
+def study_configs(at, sources: list) -> pd.DataFrame:
+    """02_generate's configurations table of the study whose files are ``at`` (``StudyFiles``); a study that
+    trains on real images only may have none (an empty table)."""
+    if at.configs.exists():
+        return pd.read_parquet(at.configs)
+    if list(sources) != ["real"]:
+        raise FileNotFoundError(f"{at.configs} does not exist: run 02_generate for study {at.root.name!r} first (sources {sources} need it).")
+    return pd.DataFrame(columns=["config", "prompt_set", "guidance_scale", "images", "manifest"])
 
 
 def plan_runs(job: TrainJob, configs: pd.DataFrame) -> pd.DataFrame:
@@ -126,13 +137,13 @@ class LadderData:
     real pool and (on first use) each synthetic configuration's images."""
 
     def __init__(self, job: TrainJob, plan: pd.DataFrame, configs: pd.DataFrame):
-        from synkit.data.worlds import load_world
+        from synkit.data.worlds import WorldSettings
 
         self.job, self.plan, self.configs = job, plan, configs
         self.study = Path(job.study_dir)
         self.config = config_from(job.train_config, job.world)
         self.small = capacity_model(job) if job.capacity_source else None
-        world = load_world(job.world, job.world_root, job.web_size, job.real_size, job.split_seed, job.ood_roots, job.class_map, job.image_size)
+        world = WorldSettings.of(vars(job)).load()
         self.class_names = [c.name for c in world.classes]
         eval_names = job.eval_sets or ["val", *world.ood_views]
         self.real = world.split("real")
@@ -164,12 +175,12 @@ class LadderData:
 
         if name not in self.synthetic:
             if self.files:
-                shards = ShardImages(self.study / "synthetic" / name)
+                shards = ShardImages(StudyFiles(self.study).synthetic / name)
                 self.synthetic[name] = (shards, None, shards.digest)
             else:
                 manifest_path = Path(from_study(self.configs.set_index("config").loc[name, "manifest"], self.study))
                 if not manifest_path.exists():  # a table from another working directory: the configuration's own folder
-                    manifest_path = self.study / "synthetic" / name / "manifest.parquet"
+                    manifest_path = manifest(StudyFiles(self.study).synthetic / name)
                 pool = int(self.configs.set_index("config").loc[name, "images"])  # every seed draws from the whole pool
                 imgs, man = read_images(manifest_path.parent, per_class=-(-pool // len(self.class_names)))
                 order = np.lexsort((man["class_index"].to_numpy(), man["index"].to_numpy()))
@@ -196,7 +207,7 @@ class LadderData:
         data_key = json.dumps({**self.common, "eval_sets": names, "source": row["source"], "size": row["size"],
                                "shards": synth[2] if synth else None, "draw": draw}, sort_keys=True)
         model_dir = safe_name(row["source"]) if row["model"] == "default" else f"{safe_name(row['source'])}/{row['model']}"
-        run_dir = self.study / "train" / "runs" / model_dir / f"n{row['size']:08d}-s{row['seed']}"
+        run_dir = StudyFiles(self.study).train_run_dirs / model_dir / f"n{row['size']:08d}-s{row['seed']}"
         run_config = dataclasses.replace(self.small if row["model"] == "small" else self.config, seed=int(row["seed"]))
         metrics, info = train_run(images, labels, evals, self.class_names, row["steps"], run_config, run_dir, data_key, accelerator,
                                   progress, desc=run_label(row))
@@ -234,18 +245,17 @@ def run_ladder(job: TrainJob, progress: bool = True, accelerator=None, workers: 
     Runs are independent: with ``workers`` > 1 (default: ``auto_workers``) they train in that many
     spawned processes at once. Every CPU run trains with ``runs.run_threads()`` threads, in this process
     or a worker, so the tables are the same whichever way they were trained on a machine."""
-    study = Path(job.study_dir)
-    configs_path = study / "synthetic" / "configs.parquet"
-    configs = pd.read_parquet(configs_path) if configs_path.exists() else pd.DataFrame(columns=["config", "prompt_set", "guidance_scale", "images", "manifest"])
+    at = StudyFiles(job.study_dir)
+    configs = study_configs(at, job.sources)
     plan = plan_runs(job, configs)
     if accelerator is None:
         accelerator = runs.make_accelerator()
     multi = accelerator.num_processes > 1
     workers = workers or job.workers
     if not workers:
-        from synkit.data.worlds import in_memory, load_world
+        from synkit.data.worlds import WorldSettings, in_memory
 
-        world = load_world(job.world, job.world_root, job.web_size, job.real_size, job.split_seed, job.ood_roots, job.class_map, job.image_size)
+        world = WorldSettings.of(vars(job)).load()
         workers = 1 if multi else runs.auto_workers(files=not in_memory(world))  # file-backed worlds: the loader's workers instead
     rows = plan.to_dict("records")
     holder: dict = {}
@@ -260,8 +270,8 @@ def run_ladder(job: TrainJob, progress: bool = True, accelerator=None, workers: 
             "n", "loss", "top1"]
     table = pd.concat([m for m, _ in results], ignore_index=True)[cols]
     if accelerator.is_main_process:
-        write_parquet(table, study / "train" / "metrics.parquet")
-        write_parquet(pd.DataFrame([info for _, info in results]), study / "train" / "runs.parquet")
+        write_parquet(table, at.train_metrics)
+        write_parquet(pd.DataFrame([info for _, info in results]), at.train_runs)
     return table
 
 

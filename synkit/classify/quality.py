@@ -200,6 +200,59 @@ def per_class_quality(pred: np.ndarray, feats: np.ndarray, labels: np.ndarray, n
     return pd.DataFrame(rows)
 
 
+DEFAULT_TIMM_REFERENCE = "vit_base_patch16_224.augreg2_in21k_ft_in1k"
+
+
+def study_reference(settings, n_classes: int, models_dir: str | Path, *, model: str | None = None, weights: str | None = None,
+                    config: dict | None = None, seed: int = 0):
+    """03_quality's reference classifier: synkit's own, trained on the real split of the world of ``settings``
+    (``WorldSettings``) and cached, when the world is held in memory and no ``model`` is named; else the
+    pretrained timm classifier ``model`` (ImageNet's ViT-B/16 by default) with ``weights``. Returns
+    (predict: images -> (labels, features), info with its val top-1, NaN where not measured here, a line to print)."""
+    from synkit.data.worlds import in_memory
+
+    world = settings.load()
+    if model is None and in_memory(world):
+        fields = {f.name for f in dataclasses.fields(ReferenceConfig)}
+        unknown = sorted(set(config or {}) - fields)
+        if unknown:
+            raise ValueError(f"reference_config key {unknown[0]!r} is unknown; valid keys are {', '.join(sorted(fields))}.")
+        ref_dir = ensure_reference(ReferenceConfig(**settings.fields(ood=False), **{"seed": seed, **(config or {})}), models_dir)
+        net, info = load_reference(ref_dir)
+        line = f"reference classifier {ref_dir.name}: val top-1 {info['val_top1']:.3f} (trained on {len(world.split('real'))} real images)"
+        return (lambda images: predict(net, images)), info, line
+    model = model or DEFAULT_TIMM_REFERENCE
+    net, data_config = load_timm_reference(model, weights, num_classes=n_classes)
+    line = f"reference classifier: {model} ({weights or 'hub weights'})"
+    return (lambda images: predict_timm(net, data_config, images)), {"val_top1": float("nan"), "model": model}, line
+
+
+def score_configs(configs: pd.DataFrame, predict_fn, study_dir: str | Path, per_class: int, class_names: list[str]):
+    """03_quality's tables: (per class: each configuration's recognizability (F1) and diversity on ``per_class`` of its
+    images per class; the same by configuration, averaged over classes). Several generators: each (generator,
+    prompt set) is its own CFG series."""
+    from synkit.core.files import from_study
+    from synkit.data.shards import read_images
+
+    tables = []
+    for row in configs.itertuples():
+        images, manifest = read_images(Path(from_study(row.manifest, study_dir)).parent, per_class=per_class)
+        labels, feats = predict_fn(images)
+        table = per_class_quality(labels, feats, manifest["class_index"].to_numpy(), len(class_names))
+        tables.append(table.assign(config=row.config, generator=getattr(row, "generator", None), prompt_set=row.prompt_set,
+                                   guidance_scale=row.guidance_scale))
+    scores = pd.concat(tables, ignore_index=True).assign(class_name=lambda t: [class_names[i] for i in t["class_index"]])
+    if scores["generator"].nunique() > 1:
+        scores["series"] = scores["generator"] + ": " + scores["prompt_set"]
+    keys = ["config", "generator", "prompt_set", "guidance_scale"] + (["series"] if "series" in scores else [])
+    summary = (
+        scores.groupby(keys, as_index=False, dropna=False)
+        .agg(recognizability=("f1", "mean"), diversity=("diversity", "mean"), images_per_class=("n", "min"))
+        .sort_values(["generator", "prompt_set", "guidance_scale"])
+    )
+    return scores, summary
+
+
 # ---------------------------------------------------------------- other worlds: a pretrained timm classifier
 
 

@@ -46,6 +46,7 @@ from synkit.core import precision
 
 from synkit.engine import loop, runs
 from synkit.core.files import atomic
+from synkit.core.layout import CHECKPOINT, MODEL
 from synkit.classify.data import TO_TENSOR_MEAN, TO_TENSOR_STD, BatchData, augment, to_tensor
 
 
@@ -286,7 +287,7 @@ def train_run(
 
     run_dir = Path(run_dir)
     key = runs.run_key(config, steps, data_key)
-    ckpt_path = run_dir / "checkpoint.pt"
+    ckpt_path = run_dir / CHECKPOINT
     done, accelerator = runs.start_run(run_dir, key, accelerator)
     if done is not None:
         return done
@@ -321,7 +322,7 @@ def train_run(
             "images_per_s": round((steps - start) * batch_size * processes / max(train_s, 1e-9), 1), "processes": processes}
     if main:
         sample = data[0][0] if files else x[0]
-        save_model(accelerator.unwrap_model(model), run_dir / "model", config, in_chans, tuple(sample.shape[-2:]),
+        save_model(accelerator.unwrap_model(model), run_dir / MODEL, config, in_chans, tuple(sample.shape[-2:]),
                    None if files else (TO_TENSOR_MEAN, TO_TENSOR_STD))
         runs.finish_run(run_dir, metrics, info)
     accelerator.wait_for_everyone()

@@ -39,6 +39,7 @@ from synkit.clip.train import ClipConfig, clip_config_from, open_clip_tokenizer,
 from synkit.clip.zero_shot import FASHION_TEMPLATES, templates_for, world_tasks, zero_shot
 from synkit.core import precision
 from synkit.core.files import write_parquet
+from synkit.core.layout import StudyFiles
 from synkit.core.progress import tqdm
 from synkit.engine import runs
 
@@ -77,6 +78,35 @@ def read_pairs(urls: str, n: int, image_size: int) -> tuple[pd.DataFrame, np.nda
 # ---------------------------------------------------------------- the ladder
 
 
+def study_captions(world, at, *, max_scale: int, split_seed: int = 0, shards: str | None = None, image_size: int = 224,
+                   stream: bool = False) -> tuple[pd.DataFrame, str | None]:
+    """07_clip's caption pool, written to ``at.captions`` (``StudyFiles``): the world's own captions where it has a
+    pool held in memory and no ``shards`` are given (fashion's web split, a folder world's train split; with
+    ``stream``, its real pairs are also written as LAION-style shards for the runs to stream), else the first
+    ``max_scale`` pairs of ``shards`` (their images, read here unless streamed, to ``at.real_images``).
+    Returns (captions, the real pairs' shards the runs stream, or None)."""
+    from synkit.clip.stream import caption_table, write_pairs
+    from synkit.core.files import write_npy
+    from synkit.data.worlds import in_memory, t2i_split
+
+    real_shards = shards
+    if in_memory(world) and not shards:
+        captions = web_captions(world, max_scale, split_seed)
+        if stream:
+            pool = np.asarray(world.split(t2i_split(world)).images)
+            real_shards = write_pairs(captions, pool[captions["web_index"].to_numpy()], at.real_pairs)
+    elif stream and shards:  # only the captions are read here; the runs stream the images
+        captions = caption_table(shards, max_scale)
+    elif not shards:
+        raise ValueError(f"world {world.name!r} has no caption pool of its own (its images are too large to hold in memory): "
+                         "set clip_shards to LAION-style webdataset shards (image + txt).")
+    else:
+        captions, real_images = read_pairs(shards, max_scale, image_size)
+        write_npy(real_images, at.real_images)
+    write_parquet(captions, at.captions)
+    return captions, real_shards
+
+
 def clip_scales(max_scale: int, min_scale: int) -> list[int]:
     """Caption counts max_scale / 2^j down to min_scale."""
     if not 1 <= min_scale <= max_scale:
@@ -88,19 +118,19 @@ def clip_scales(max_scale: int, min_scale: int) -> list[int]:
 
 
 def run_ladder(captions: pd.DataFrame, real_images: np.ndarray, synthetic_images: np.ndarray, evals: dict, tasks: list[dict],
-               scales: list[int], config: ClipConfig, out_dir: str | Path, setups=SETUPS, templates=FASHION_TEMPLATES,
+               scales: list[int], config: ClipConfig, study_dir: str | Path, setups=SETUPS, templates=FASHION_TEMPLATES,
                progress: bool = True, seeds: list[int] = (0,), workers: int | None = None,
                control: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every setup at every scale (nested caption prefixes) with every seed, zero-shot on ``tasks``
-    over ``evals`` (name -> uint8 images, labels); returns and writes ``metrics.parquet`` and ``runs.parquet``.
+    over ``evals`` (name -> uint8 images, labels); returns and writes the metrics and runs tables of the study in ``study_dir``.
     Runs are independent: with ``workers`` > 1 (default ``runs.auto_workers()``) they train in that
     many spawned processes at once.
 
     ``control`` (captions in the same order, naming each class exactly) adds the control's runs to
     the same pool: real images with those captions at the largest scale, every seed, written to
-    ``out_dir/control/`` (setup ``real-exact-names``) and not returned."""
+    ``clip/control/`` (setup ``real-exact-names``) and not returned."""
     register_models()
-    out = Path(out_dir)
+    at = StudyFiles(study_dir)
     if len(real_images) != len(captions) or len(synthetic_images) != len(captions):
         raise ValueError(f"{len(captions)} captions need as many real ({len(real_images)}) and synthetic ({len(synthetic_images)}) images.")
     if max(scales) > len(captions):
@@ -115,7 +145,7 @@ def run_ladder(captions: pd.DataFrame, real_images: np.ndarray, synthetic_images
         if list(control["web_index"]) != list(captions["web_index"]):
             raise RuntimeError("the exact-name captions do not follow the study's caption order; rerun 07_clip from the start.")
         rows += [{"setup": CONTROL, "n": max(scales), "seed": seed, "label": f"{CONTROL} n={max(scales)} seed {seed}"} for seed in seeds]
-    args = (captions, real_images, synthetic_images, evals, tasks, config, str(out), templates, control)
+    args = (captions, real_images, synthetic_images, evals, tasks, config, str(at.root), templates, control)
     if workers is None:  # open_clip's ImageNet templates are lambdas, which do not pickle to a worker: those run in-process
         workers = runs.auto_workers(files=any(callable(t) for t in templates))
     results = runs.run_plan(rows, lambda: ClipRuns(*args, progress=progress).run, _worker_init, _worker_run, workers, progress, "CLIP runs",
@@ -123,23 +153,23 @@ def run_ladder(captions: pd.DataFrame, real_images: np.ndarray, synthetic_images
     table = pd.concat([m for m, _ in results], ignore_index=True)[["setup", "scale", "seed", "eval_set", "task", "top1", "loss"]]
     run_table = pd.DataFrame([info for _, info in results])
     if control is not None:
-        write_parquet(table[table["setup"] == CONTROL].reset_index(drop=True), out / "control" / "metrics.parquet")
-        write_parquet(run_table[run_table["setup"] == CONTROL].reset_index(drop=True), out / "control" / "runs.parquet")
+        write_parquet(table[table["setup"] == CONTROL].reset_index(drop=True), at.control_metrics)
+        write_parquet(run_table[run_table["setup"] == CONTROL].reset_index(drop=True), at.control_runs)
         table, run_table = table[table["setup"] != CONTROL].reset_index(drop=True), run_table[run_table["setup"] != CONTROL].reset_index(drop=True)
-    write_parquet(table, out / "metrics.parquet")
-    write_parquet(run_table, out / "runs.parquet")
+    write_parquet(table, at.clip_metrics)
+    write_parquet(run_table, at.clip_runs)
     return table
 
 
 class ClipRuns:
     """What every CLIP run of a ladder reads, built once per process: tokens, the image bank, eval tensors."""
 
-    def __init__(self, captions, real_images, synthetic_images, evals, tasks, config, out_dir, templates, control=None,
+    def __init__(self, captions, real_images, synthetic_images, evals, tasks, config, study_dir, templates, control=None,
                  progress: bool = False):
         import open_clip
 
         register_models()
-        self.captions, self.tasks, self.config, self.out, self.templates = captions, tasks, config, Path(out_dir), templates
+        self.captions, self.tasks, self.config, self.at, self.templates = captions, tasks, config, StudyFiles(study_dir), templates
         self.control = control
         self.progress = progress
         self.tokenizer = open_clip.get_tokenizer(config.model)
@@ -154,9 +184,9 @@ class ClipRuns:
         setup, n, seed = row["setup"], row["n"], row["seed"]
         N = len(self.captions)
         bank = torch.cat([self.bank[:n], self.bank[N : N + n]])
-        caps, tokens, run_dir = self.captions.iloc[:n], self.tokens[:n], self.out / "runs" / setup / f"n{n:08d}-s{seed}"
+        caps, tokens, run_dir = self.captions.iloc[:n], self.tokens[:n], self.at.clip_run_dirs / setup / f"n{n:08d}-s{seed}"
         if setup == CONTROL:  # real images, their captions naming the class exactly
-            caps, tokens, setup, run_dir = self.control.iloc[:n], self.control_tokens[:n], "real", self.out / "control" / "runs" / "real" / run_dir.name
+            caps, tokens, setup, run_dir = self.control.iloc[:n], self.control_tokens[:n], "real", self.at.control_run_dirs / "real" / run_dir.name
         metrics, info = train_clip(
             bank, tokens, setup, dataclasses.replace(self.config, seed=seed), run_dir,
             # zero-shot image features in bf16 autocast where bf16 is native, whatever the training precision: 1.9x faster on an
@@ -214,21 +244,21 @@ class ClipJob:
 def run_job(job: ClipJob, progress: bool = True) -> pd.DataFrame:
     """Train and evaluate every run of ``job`` (and its control, with ``job.control``); returns the metrics table."""
     from synkit.data.shards import read_images
-    from synkit.data.worlds import in_memory, load_world, t2i_split
+    from synkit.data.worlds import WorldSettings, in_memory, t2i_split
 
-    out = Path(job.study_dir) / "clip"
+    at = StudyFiles(job.study_dir)
     config = clip_config_from(job.clip_config)
-    world = load_world(job.world, job.world_root, job.web_size, job.real_size, job.split_seed, job.ood_roots, job.class_map, job.image_size)
+    world = WorldSettings.of(vars(job)).load()
     if job.stream:
         return run_stream_job(job, config, world, progress)
-    captions = pd.read_parquet(out / "captions.parquet")
-    synthetic, manifest = read_images(out / "synthetic", checksums=False)
+    captions = pd.read_parquet(at.captions)
+    synthetic, manifest = read_images(at.clip_synthetic, checksums=False)
     if list(manifest["caption_id"]) != list(captions["caption_id"].astype(str)):
-        raise RuntimeError(f"the caption shards in {out / 'synthetic'} do not follow captions.parquet; delete the folder and rerun.")
+        raise RuntimeError(f"the caption shards in {at.clip_synthetic} do not follow {at.captions}; delete the folder and rerun.")
     if "web_index" in captions and in_memory(world):
         real = np.asarray(world.split(t2i_split(world)).images)[captions["web_index"].to_numpy()]
     else:
-        real = np.load(out / "real_images.npy")
+        real = np.load(at.real_images)
     if config.image_size is None and real.shape[1] != 28:  # the model's input size follows the images (its config says 28)
         config = dataclasses.replace(config, image_size=int(real.shape[1]))
     if real.shape[1] != (config.image_size or 28) or synthetic.shape[1:] != real.shape[1:]:
@@ -237,7 +267,7 @@ def run_job(job: ClipJob, progress: bool = True) -> pd.DataFrame:
     evals, tasks = world_tasks(world, job.eval_size, config.image_size or (real.shape[1] if real.ndim == 4 else None), job.extra_eval)
     launched = int(os.environ.get("WORLD_SIZE", "1")) > 1  # under accelerate launch: one run at a time over every process
     control = exact_names_captions(job, world, len(captions)) if job.control else None
-    return run_ladder(captions, real, synthetic, evals, tasks, job.scales, config, out, job.setups, templates_for(world), progress,
+    return run_ladder(captions, real, synthetic, evals, tasks, job.scales, config, job.study_dir, job.setups, templates_for(world), progress,
                       seeds=[job.seed + i for i in range(job.seeds)], workers=1 if launched else (job.workers or None), control=control)
 
 
@@ -259,12 +289,12 @@ def run_stream_job(job: ClipJob, config: ClipConfig, world, progress: bool = Tru
 
     from synkit.clip.stream import StreamSpec, expand_urls, records
 
-    out = Path(job.study_dir) / "clip"
+    at = StudyFiles(job.study_dir)
     if job.control:
         raise ValueError("the exact-names control runs on captions held in memory; set clip_control to false with clip_stream.")
     if not job.real_shards:
         raise ValueError("clip_stream needs the real pairs as shards: set clip_shards (other worlds), or let 07 write them (fashion).")
-    synthetic = synthetic_shards(out / "synthetic") if {"synthetic", "mixed"} & set(job.setups) else None
+    synthetic = synthetic_shards(at.clip_synthetic) if {"synthetic", "mixed"} & set(job.setups) else None
     _, first, _ = next(records(expand_urls(job.real_shards), 1))
     first = Image.open(io.BytesIO(first))
     gray = first.mode == "L" and config.image_size is None
@@ -282,7 +312,7 @@ def run_stream_job(job: ClipJob, config: ClipConfig, world, progress: bool = Tru
     for row in tqdm(rows, desc="CLIP runs (streaming)", unit="run", disable=not progress):
         spec = StreamSpec(job.real_shards, synthetic, row["n"], size, job.stream_buffer)
         metrics, info = train_clip(
-            None, None, row["setup"], dataclasses.replace(config, seed=row["seed"]), out / "runs" / row["setup"] / f"n{row['n']:08d}-s{row['seed']}",
+            None, None, row["setup"], dataclasses.replace(config, seed=row["seed"]), at.clip_run_dirs / row["setup"] / f"n{row['n']:08d}-s{row['seed']}",
             lambda m, acc: zero_shot(m, tokenizer, eval_tensors, tasks, templates, accelerator=acc),
             data_key=json.dumps({"eval": eval_key, "eval_precision": precision.resolve("auto")}, sort_keys=True), progress=progress,
             desc=f"{row['setup']} n={row['n']} seed {row['seed']}", image_stats=stats, stream=spec)
@@ -290,8 +320,8 @@ def run_stream_job(job: ClipJob, config: ClipConfig, world, progress: bool = Tru
         infos.append({"setup": row["setup"], **{k: info[k] for k in ("captions", "steps", "train_s", "pairs_per_s", "resumed_from")}, "seed": row["seed"]})
     table = pd.concat(tables, ignore_index=True)[["setup", "scale", "seed", "eval_set", "task", "top1", "loss"]]
     if int(os.environ.get("RANK", "0")) == 0:
-        write_parquet(table, out / "metrics.parquet")
-        write_parquet(pd.DataFrame(infos), out / "runs.parquet")
+        write_parquet(table, at.clip_metrics)
+        write_parquet(pd.DataFrame(infos), at.clip_runs)
     return table
 
 

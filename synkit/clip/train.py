@@ -16,6 +16,7 @@ import torch
 from synkit.clip.data import ClipBatches, ClipData
 from synkit.core import precision
 from synkit.core.files import atomic
+from synkit.core.layout import CHECKPOINT, MODEL
 from synkit.core.progress import tqdm
 from synkit.engine import loop, runs
 
@@ -114,7 +115,7 @@ def train_clip(bank: torch.Tensor, tokens: torch.Tensor, setup: str, config: Cli
     steps = config.epochs * max(n // batch, 1)
     data = {"data": data_key, "setup": setup, "n": n, **({"stream": stream.key()} if stream is not None else {})}
     key = runs.run_key(config, steps, json.dumps(data, sort_keys=True))
-    ckpt_path = run_dir / "checkpoint.pt"
+    ckpt_path = run_dir / CHECKPOINT
     done, accelerator = runs.start_run(run_dir, key)
     if done is not None:
         return done
@@ -149,7 +150,7 @@ def train_clip(bank: torch.Tensor, tokens: torch.Tensor, setup: str, config: Cli
     info = {"key": key, "steps": steps, "captions": n, "setup": setup, "resumed_from": start, "train_s": round(seconds, 2),
             "pairs_per_s": round((steps - start) * batch * processes / max(seconds, 1e-9), 1)}
     if accelerator.is_main_process:
-        save_model(core, run_dir / "model", config, image_stats)
+        save_model(core, run_dir / MODEL, config, image_stats)
         runs.finish_run(run_dir, metrics, info)
     return metrics, info
 

@@ -86,9 +86,20 @@ def save_chart(chart, path_stem: str | Path) -> list[Path]:
     return out
 
 
+def write_npy(array, path: str | Path) -> Path:
+    """An array as ``.npy`` (numpy's own format: no pickle) via a temporary file and a rename."""
+    import numpy as np
+
+    with atomic(path, suffix=True) as tmp:
+        np.save(tmp, array, allow_pickle=False)
+    return Path(path)
+
+
 def read_d_i(study_dir: str | Path, default: int) -> int:
     """D_I as 04_train recorded it (``train/d_i.json``: a folder world's real split size), else ``default``."""
-    path = Path(study_dir) / "train" / "d_i.json"
+    from synkit.core.layout import StudyFiles
+
+    path = StudyFiles(study_dir).d_i
     return int(json.loads(path.read_text())["d_i"]) if path.exists() else int(default)
 
 

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from synkit.core.layout import MANIFEST
+
 
 class ShardError(RuntimeError):
     """A shard is missing, truncated or corrupt; the message names it."""
@@ -33,9 +35,9 @@ def verify(config_dir: str | Path, checksums: bool = True) -> pd.DataFrame:
     """The configuration's manifest, after checking every shard against it (size, sha256,
     sample count); raises ShardError naming the first bad shard."""
     out = Path(config_dir)
-    man = out / "manifest.parquet"
+    man = out / MANIFEST
     if not man.exists():
-        raise ShardError(f"{out} has no manifest.parquet: its generation did not finish; rerun 02_generate for it.")
+        raise ShardError(f"{out} has no {MANIFEST}: its generation did not finish; rerun 02_generate for it.")
     manifest = pd.read_parquet(man)
     for shard, group in manifest.groupby("shard", sort=True):
         p = out / shard

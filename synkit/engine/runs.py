@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 
 from synkit.core.files import atomic, write_json, write_parquet
+from synkit.core.layout import CHECKPOINT, RUN_INFO, RUN_METRICS
 from synkit.core.precision import MIXED_PRECISION  # noqa: F401  (auto, no, bf16: see synkit.core.precision)
 from synkit.core.progress import tqdm
 
@@ -106,7 +107,7 @@ def run_key(config, steps: int, data_key: str) -> str:
 
 def finished_run(run_dir: Path, key: str) -> tuple[pd.DataFrame, dict] | None:
     """(metrics, info) of a run that finished with this key, else None."""
-    info_path, metrics_path = run_dir / "run.json", run_dir / "metrics.parquet"
+    info_path, metrics_path = run_dir / RUN_INFO, run_dir / RUN_METRICS
     if info_path.exists() and metrics_path.exists():
         info = json.loads(info_path.read_text())
         if info.get("key") == key:
@@ -122,7 +123,7 @@ def start_run(run_dir: Path, key: str, accelerator=None):
         return done, None
     accelerator = accelerator or make_accelerator()
     if accelerator.is_main_process:
-        for stale in ("run.json", "metrics.parquet"):
+        for stale in (RUN_INFO, RUN_METRICS):
             (run_dir / stale).unlink(missing_ok=True)
         run_dir.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
@@ -144,9 +145,9 @@ def load_checkpoint(path: Path, key: str, model, optimizer, scheduler) -> int:
 
 def finish_run(run_dir: Path, metrics: pd.DataFrame, info: dict) -> None:
     """Write the run's metrics, then run.json (its presence marks the run complete), then drop the checkpoint."""
-    write_parquet(metrics, run_dir / "metrics.parquet")
-    write_json(info, run_dir / "run.json")
-    (run_dir / "checkpoint.pt").unlink(missing_ok=True)
+    write_parquet(metrics, run_dir / RUN_METRICS)
+    write_json(info, run_dir / RUN_INFO)
+    (run_dir / CHECKPOINT).unlink(missing_ok=True)
 
 
 def save_checkpoint(path: Path, model, optimizer, scheduler, step: int, key: str) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from synkit.core.files import stored_path, write_json
 from synkit.data.worlds import safe_name
 
 
@@ -198,3 +199,29 @@ def make_jobs(
         )
         for (ps, g), n in wanted.items()
     ]
+
+
+def study_jobs(entries: list[dict], settings, at, models_dir: str | Path, *, resolution: int | None = None,
+               resize_mode: str | None = None, shard_size: int = 1000, seed: int = 0) -> list[GenJob]:
+    """Every configuration 02_generate renders: each generator entry (``families.generator_entries``) over its
+    prompt sets and CFG scales, an embedded family trained on first use on the world of ``settings``
+    (``WorldSettings``); images stored as the world stores them (``world.image_format``) unless
+    ``resolution`` / ``resize_mode`` say otherwise. Writes ``at.generator``: the first generator, which
+    07_clip renders caption images with (a local model's path kept relative to the study folder)."""
+    from synkit.t2i import families
+
+    side, mode, fit = settings.load().image_format
+    jobs = []
+    for i, entry in enumerate(entries):
+        path, steps, height = families.resolve(entry, settings.fields(ood=False), models_dir)
+        common = dict(
+            generator=path, generator_name=entry["generator_name"], stages=entry["cascade"], scheduler=entry["scheduler"],
+            steps=steps, height=height, width=entry["width"] or height, resolution=resolution or side,
+            resize_mode=resize_mode or fit, mode=mode, dtype=entry["dtype"], batch_size=entry["batch_size"],
+            shard_size=shard_size, seed=seed,
+        )
+        if i == 0:
+            write_json({**common, "generator": stored_path(path, at.root) if Path(path).exists() else path}, at.generator)
+        jobs += make_jobs(entry["prompt_sets"], entry["guidance_scales"], entry["images_per_class"], at.synthetic,
+                          entry["ladder_configs"], entry["ladder_images_per_class"], prompts=str(at.prompts), **common)
+    return jobs

@@ -53,6 +53,7 @@ from PIL import Image
 from synkit.core.progress import tqdm
 
 from synkit.core.files import atomic, write_json, write_parquet
+from synkit.core.layout import INFO, MANIFEST, SHARD_CONFIG, SIZES
 from synkit.t2i.text import encode_texts, select_rows, text_inputs, traits
 from synkit.data.shards import ShardError, sha256, shard_path
 from synkit.generate.plan import GenJob, generator_id, plan_captions, plan_images
@@ -238,7 +239,7 @@ def _prepare(job: GenJob, n_classes: int, main: bool) -> None:
     of images changed, keep the shards that are complete in both plans (the order is
     index-major, so they hold the same images); record this configuration."""
     out = Path(job.out_dir)
-    cfg_file = out / "config.json"
+    cfg_file = out / SHARD_CONFIG
     if not main:
         return
     out.mkdir(parents=True, exist_ok=True)
@@ -251,7 +252,7 @@ def _prepare(job: GenJob, n_classes: int, main: bool) -> None:
             print(f"{job.name}: parameters changed since its images were made; generating it again", file=sys.stderr)
         if not same or old_count != job.images_per_class:
             keep = min(old_count, job.images_per_class) * n_classes // job.shard_size if same else 0
-            (out / "manifest.parquet").unlink(missing_ok=True)
+            (out / MANIFEST).unlink(missing_ok=True)
             for p in out.glob("shard-*.tar"):
                 if int(p.name[6:11]) >= keep:
                     p.unlink()
@@ -260,7 +261,7 @@ def _prepare(job: GenJob, n_classes: int, main: bool) -> None:
 
 def _drop_bad_shards(out: Path) -> None:
     """Delete complete-looking shards whose checksum disagrees with an existing manifest, so they are made again."""
-    man = out / "manifest.parquet"
+    man = out / MANIFEST
     if not man.exists():
         return
     shards = pd.read_parquet(man, columns=["shard", "shard_sha256"]).drop_duplicates("shard")
@@ -427,10 +428,10 @@ def write_manifest(job: GenJob, plan: pd.DataFrame, n_shards: int) -> Path:
     # wds reader (_info.json, split "train"), so neither needs to be told the number of samples
     counts = pd.Series(shard_of).value_counts().sort_index()
     names = [shard_path(out, int(k)).name for k in counts.index]
-    write_json(dict(zip(names, (int(c) for c in counts))), out / "sizes.json")
+    write_json(dict(zip(names, (int(c) for c in counts))), out / SIZES)
     write_json({"name": job.name, "splits": {"train": {"name": "train", "num_samples": int(len(plan)), "filenames": names,
-                                                        "shard_lengths": [int(c) for c in counts]}}}, out / "_info.json")
-    return write_parquet(manifest, out / "manifest.parquet")
+                                                        "shard_lengths": [int(c) for c in counts]}}}, out / INFO)
+    return write_parquet(manifest, out / MANIFEST)
 
 
 # ---------------------------------------------------------------- reading

@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
+from synkit.core.sources import parse as parse_source
 from synkit.study.params import NOTEBOOKS_KEY, OVERRIDES, StudyError, notebook_params
 
 
@@ -118,14 +119,13 @@ def _ladder_problems(plan: dict[str, dict], defaults: dict[str, dict], source: s
     if "04_train" not in plan:
         return []
     from synkit.classify.train import ladder_sizes
-    from synkit.data.worlds import load_world
+    from synkit.data.worlds import WorldSettings
     from synkit.generate.plan import parse_ladder_config
 
     t = {**defaults.get("04_train", {}), **plan["04_train"]}
     g = {**defaults.get("02_generate", {}), **plan.get("02_generate", {})}
     try:
-        world = load_world(t.get("world", "fashion"), t.get("world_root"), t.get("web_size", 50_000), t.get("real_size", 10_000),
-                           t.get("split_seed", 0), t.get("ood_roots"), t.get("class_map"), t.get("image_size"))
+        world = WorldSettings.of(t).load()
         d_i = len(world.split("real"))
     except OSError:
         return []  # the world's images are not on this machine: 04 names the missing folder when it runs
@@ -147,12 +147,12 @@ def _ladder_problems(plan: dict[str, dict], defaults: dict[str, dict], source: s
             counts[f"{ps}@{x:g}"] = counts[config_name(entry["generator_name"], ps, x)] = n * classes
     problems = []
     for spec in [*(t.get("sources") or []), *([t["capacity_source"]] if t.get("capacity_source") else [])]:
-        base, plus, frac = str(spec).partition("+real:")
-        if base == "real":
+        parsed = parse_source(spec)
+        if parsed.base == "real":
             cap = d_i
         else:
-            images = counts.get(base, 0)
-            cap = min(images / (1 - float(frac)), d_i / float(frac)) if plus else images
+            images, frac = counts.get(parsed.base, 0), parsed.fraction
+            cap = min(images / (1 - float(frac)), d_i / float(frac)) if parsed.is_mix else images
         fit = [n for n in sizes if n <= cap + 1e-9]
         if len(fit) < 3:
             problems.append(f"{source}: source {spec!r} of 04_train reaches {int(cap)} images (D_I = {d_i} in world "
@@ -194,7 +194,8 @@ def _source_problems(plan: dict[str, dict], defaults: dict[str, dict], source: s
     if train_values.get("capacity_source"):
         specs.append(train_values["capacity_source"])
     for spec in specs:
-        base, plus, frac = str(spec).partition("+real:")
+        parsed = parse_source(spec)
+        base, plus = parsed.base, parsed.is_mix
         if base == "real" and not plus:
             continue
         name, at, scale = base.partition("@")

@@ -36,6 +36,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from synkit.core.layout import StudyFiles
+
 
 @dataclass(frozen=True)
 class Sizes:
@@ -235,7 +237,7 @@ def check_two_processes(tmp: Path, sizes: Sizes, device: str) -> dict:
     job_file = files.write_json(job, tmp / "job.json")
     t0 = time.perf_counter()
     runs.launch("synkit.classify.ladder", [job_file], 2)
-    table = pd.read_parquet(tmp / "train" / "metrics.parquet")
+    table = pd.read_parquet(StudyFiles(tmp).train_metrics)
     planned = ladder.plan_runs(ladder.TrainJob(**job), pd.DataFrame({"config": [], "images": []}))
     return {"processes": 2, "runs": int(table[["size", "seed"]].drop_duplicates().shape[0]),
             "runs_planned": int(planned[["size", "seed"]].drop_duplicates().shape[0]), "seconds": round(time.perf_counter() - t0, 1)}

@@ -35,6 +35,7 @@ import sys
 import time
 from pathlib import Path
 
+from synkit.core.layout import StudyFiles
 from synkit.study.params import NOTEBOOKS_DIR, StudyError, discover, listed_notebooks, load_study
 from synkit.study.check import check
 
@@ -67,7 +68,7 @@ def project_root(start: str | Path | None = None) -> Path:
 def default_study(outputs_dir: str | Path) -> str:
     """The study a notebook shows when opened without parameters: the first of DEFAULT_STUDIES that has run."""
     for name in DEFAULT_STUDIES:
-        if (Path(outputs_dir) / name / "parameters.json").is_file():
+        if StudyFiles(Path(outputs_dir) / name).parameters.is_file():
             return name
     raise StudyError(f"no study has run under {Path(outputs_dir).resolve()}: run `make study` (or `synkit run parameters/smoke.yaml`) "
                      f"first, or set study in the notebook's parameters cell.")
@@ -88,7 +89,7 @@ def enter(namespace: dict, notebook: str) -> Path:
     if not namespace.get("study"):
         outputs = Path(namespace.get("outputs_dir") or "outputs")
         name = default_study(outputs)
-        recorded = json.loads((outputs / name / "parameters.json").read_text(encoding="utf-8"))
+        recorded = json.loads(StudyFiles(outputs / name).parameters.read_text(encoding="utf-8"))
         namespace.update(recorded["notebooks"].get(notebook, {}))
         namespace["study"] = name
         print(f"study {name!r} (no parameters given): the parameters {recorded.get('parameters_file', 'its run')} gave {notebook}",
@@ -149,14 +150,14 @@ def run(
             hint = f"; did you mean {close[0]!r}?" if close else f"; valid: {', '.join(notebooks)}."
             raise StudyError(f"--only names unknown notebook {unknown[0]!r}{hint}")
         notebooks = {s: p for s, p in notebooks.items() if s in only}
-    for folder in (Path(study.get("outputs_dir", "outputs")), study_dir(study), study_dir(study) / "notebooks"):
+    at = StudyFiles(study_dir(study))
+    for folder in (Path(study.get("outputs_dir", "outputs")), at.root, at.executed_notebooks):
         if folder.exists() and not folder.is_dir():
             raise StudyError(f"output folder {str(folder)!r} is a file; outputs_dir must name a folder (or one that does not exist yet).")
-    out_dir = study_dir(study) / "notebooks"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    at.executed_notebooks.mkdir(parents=True, exist_ok=True)
     from synkit.core.files import write_json
 
-    write_json({"parameters_file": str(params_file), "sets": sets or [], "notebooks": plan}, study_dir(study) / "parameters.json")
+    write_json({"parameters_file": str(params_file), "sets": sets or [], "notebooks": plan}, at.parameters)
     done: dict[str, Path] = {}
     t_study = time.perf_counter()
     code = _code_digest()
@@ -165,7 +166,7 @@ def run(
     saved_env = {k: os.environ.get(k) for k in (ROOT_ENV, progress_lines.ENV)}
     os.environ[ROOT_ENV] = str(Path.cwd().resolve())  # the kernels resolve relative paths from here, as this process does
     try:
-        _run_notebooks(notebooks, plan, out_dir, code, force, progress, done, t_study)
+        _run_notebooks(notebooks, plan, at, code, force, progress, done, t_study)
     finally:
         for key, value in saved_env.items():
             if value is None:
@@ -186,7 +187,7 @@ def _kernel_manager():
     return AsyncKernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(folder, "kernel"))
 
 
-def _run_notebooks(notebooks, plan, out_dir, code, rerun, progress, done, t_study) -> None:
+def _run_notebooks(notebooks, plan, at, code, rerun, progress, done, t_study) -> None:
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
@@ -195,10 +196,10 @@ def _run_notebooks(notebooks, plan, out_dir, code, rerun, progress, done, t_stud
 
     for i, (stem, path) in enumerate(notebooks.items(), 1):
         params = plan[stem]
-        final, running, failed = (out_dir / f"{stem}{suffix}.ipynb" for suffix in ("", ".running", ".failed"))
-        for stale in (running, failed, out_dir / f"{stem}.interrupted.ipynb"):
+        final, running, failed, stopped = (at.executed(stem, state) for state in ("", "running", "failed", "interrupted"))
+        for stale in (running, failed, stopped):
             stale.unlink(missing_ok=True)
-        stamp_path = out_dir / f"{stem}.done.json"
+        stamp_path = at.executed(stem, "done")
         stamp = {"parameters": params, "notebook": hashlib.sha256(path.read_bytes()).hexdigest(), "code": code}
         if not rerun and final.exists() and stamp_path.exists() and json.loads(stamp_path.read_text()) == json.loads(json.dumps(stamp, default=str)):
             print(f"[{i}/{len(notebooks)}] {stem}: reused (finished before with the same parameters and code)", file=sys.stderr, flush=True)
@@ -218,7 +219,6 @@ def _run_notebooks(notebooks, plan, out_dir, code, rerun, progress, done, t_stud
             rename(running, failed)
             raise NotebookFailed(_failure_message(stem, err, failed)) from None
         except BaseException:  # Ctrl-C, SIGTERM (synkit run), a dead kernel: keep what ran, under a name that says so
-            stopped = out_dir / f"{stem}.interrupted.ipynb"
             if running.exists():
                 rename(running, stopped)
                 _LAST_INTERRUPTED[:] = [stopped]

@@ -8,6 +8,7 @@ from synkit.analysis import scaling
 from synkit.analysis.findings.context import Study
 from synkit.analysis.findings import rules
 from synkit.analysis.findings.registry import finding
+from synkit.core.sources import is_mix
 from synkit.analysis.findings.rules import FAILS, HOLDS, INCONCLUSIVE, UNMEASURED, by_p, fmt, fmt_test, holm, permutation
 
 PER_CLASS = "per-class study: Stable Diffusion, IN-Captions, CFG 2.0 [4.6]"
@@ -19,7 +20,7 @@ def per_class_source(study: Study) -> tuple[str | None, pd.DataFrame | None]:
     c = study.classes
     if c is None or "k" not in c:
         return None, None
-    part = c[(c["source"] != "real") & c["k"].notna() & ~c["source"].str.contains(r"\+real:", regex=True)]
+    part = c[(c["source"] != "real") & c["k"].notna() & ~is_mix(c["source"])]
     choices = list(dict.fromkeys(part["source"]))
     pick = next((s for s in choices if study.names.get(s, s) == "in_captions@2"), choices[0] if choices else None)
     return pick, part[part["source"] == pick]

@@ -10,11 +10,13 @@ import numpy as np
 import pandas as pd
 
 from synkit.analysis.findings.rules import fmt_k
+from synkit.core.layout import StudyFiles
+from synkit.core.sources import parse as parse_source
 
 
 def short_names(study_dir: Path) -> dict[str, str]:
     """Configuration folder -> ``prompt_set@CFG`` for labels (``generator: prompt_set@CFG`` in a study of several generators)."""
-    path = Path(study_dir) / "synthetic" / "configs.parquet"
+    path = StudyFiles(study_dir).configs
     if not path.exists():
         return {}
     configs = pd.read_parquet(path)
@@ -24,7 +26,7 @@ def short_names(study_dir: Path) -> dict[str, str]:
 
 def config_generators(study_dir: Path) -> dict[str, str]:
     """Configuration folder -> the generator (name) that made it."""
-    path = Path(study_dir) / "synthetic" / "configs.parquet"
+    path = StudyFiles(study_dir).configs
     if not path.exists():
         return {}
     configs = pd.read_parquet(path)
@@ -32,14 +34,13 @@ def config_generators(study_dir: Path) -> dict[str, str]:
 
 
 def label(source: str, names: dict[str, str]) -> str:
-    base, plus, frac = source.partition("+real:")
-    return f"{names.get(base, base)}{' + real ' + frac if plus else ''}"
+    parsed = parse_source(source)
+    return f"{names.get(parsed.base, parsed.base)}{' + real ' + parsed.fraction if parsed.is_mix else ''}"
 
 
 def config_of(source: str) -> str | None:
     """The generated configuration a ladder source trains on (None: real)."""
-    base = source.partition("+real:")[0]
-    return None if base == "real" else base
+    return parse_source(source).config
 
 
 @dataclass
@@ -52,14 +53,14 @@ class Study:
     @classmethod
     def read(cls, study_dir: str | Path) -> Study:
         d = Path(study_dir)
-        names = {"fits": "scaling/fits.parquet", "extended": "scaling/fits_extended.parquet", "capacity": "scaling/capacity.parquet",
-                 "mix": "scaling/mix.parquet", "metrics": "train/metrics.parquet", "quality": "quality/per_class.parquet",
-                 "classes": "per_class/classes.parquet", "clip_metrics": "clip/metrics.parquet", "clip_fits": "clip/fits.parquet",
-                 "clip_control": "clip/control.parquet", "configs": "synthetic/configs.parquet"}
-        tables = {k: pd.read_parquet(d / rel) if (d / rel).exists() else None for k, rel in names.items()}
-        ref = d / "quality" / "reference.json"
+        at = StudyFiles(d)
+        paths = {"fits": at.scaling_table("fits"), "extended": at.scaling_table("fits_extended"), "capacity": at.scaling_table("capacity"),
+                 "mix": at.scaling_table("mix"), "metrics": at.train_metrics, "quality": at.quality_per_class, "classes": at.classes,
+                 "clip_metrics": at.clip_metrics, "clip_fits": at.clip_fits, "clip_control": at.control, "configs": at.configs}
+        tables = {k: pd.read_parquet(path) if path.exists() else None for k, path in paths.items()}
+        ref = at.reference
         tables["reference"] = json.loads(ref.read_text()) if ref.exists() else None
-        di = d / "train" / "d_i.json"
+        di = at.d_i
         tables["d_i"] = json.loads(di.read_text()).get("d_i") if di.exists() else None
         m = tables["metrics"]
         if tables["d_i"] is None and m is not None and (m["source"] == "real").any():  # a study folder without 04's record: real's top
@@ -143,7 +144,7 @@ class Study:
         if "_synth" in self.__dict__:
             return self.__dict__["_synth"]
         val = self.fit_rows()
-        self.__dict__["_synth"] = [s for s in self.ladder_sources if s != "real" and "+real:" not in s and val is not None and s in val.index
+        self.__dict__["_synth"] = [s for s in self.ladder_sources if s != "real" and not parse_source(s).is_mix and val is not None and s in val.index
                 and np.isfinite(val.loc[s, "k"])]
         return self.__dict__["_synth"]
 

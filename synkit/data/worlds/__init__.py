@@ -17,6 +17,8 @@ and the study's comparisons of synthetic and real images read as distillation of
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from synkit.data.worlds.base import (  # noqa: F401  (the World protocol's pieces, for callers)
@@ -50,8 +52,7 @@ WORLD_FIELDS = ("world", "world_root", "class_map", "image_size")
 def world_of(config):
     """The world a model's config learns from (its fields world, world_root, class_map, image_size,
     web_size, real_size and split_seed: the study's world parameters)."""
-    return load_world(config.world, config.world_root, config.web_size, config.real_size, config.split_seed, class_map=config.class_map,
-                      image_size=config.image_size)
+    return WorldSettings.of(dataclasses.asdict(config)).load()
 
 
 def key_payload(config, splits) -> dict:
@@ -66,6 +67,36 @@ def key_payload(config, splits) -> dict:
         world = world_of(config)
         payload.update(world=config.world, data=[fingerprint(world, s) for s in splits(world)], image_size=config.image_size)
     return payload
+
+
+@dataclasses.dataclass(frozen=True)
+class WorldSettings:
+    """The study's world parameters, as every notebook declares them, in one object passed by name
+    (``WorldSettings.of(globals())`` in a notebook; ``.load()`` gives the world, ``.fields()`` the
+    values for a job or model config that keeps them as its own fields)."""
+
+    world: str = "fashion"
+    world_root: str | None = None
+    web_size: int = 50_000
+    real_size: int = 10_000
+    split_seed: int = 0
+    ood_roots: dict | None = None
+    class_map: str | None = None
+    image_size: int | None = None
+
+    @classmethod
+    def of(cls, namespace: dict) -> WorldSettings:
+        """The settings among ``namespace``'s names (a notebook's parameters); the rest keep their defaults."""
+        return cls(**{f.name: namespace[f.name] for f in dataclasses.fields(cls) if f.name in namespace})
+
+    def fields(self, *, ood: bool = True) -> dict:
+        values = dataclasses.asdict(self)
+        if not ood:
+            values.pop("ood_roots")
+        return values
+
+    def load(self):
+        return load_world(**self.fields())
 
 
 def in_memory(world) -> bool:

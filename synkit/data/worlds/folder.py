@@ -66,6 +66,12 @@ class FolderWorld:
         return side, "L" if modes <= GRAY_MODES else "RGB"
 
     @property
+    def image_format(self) -> tuple[int, str, str]:
+        """Generated images as stored (side, mode, how they reach it): the size and mode held in memory, else 256 px RGB."""
+        side, mode = self.memory or (256, "RGB")
+        return side, mode, "resize"
+
+    @property
     def channels(self) -> int:
         return 3 if self.memory is None or self.memory[1] == "RGB" else 1
 

@@ -24,6 +24,7 @@ class ImageNetWorld:
     zero_shot_templates = None  # open_clip's 80 ImageNet templates, as the paper
     coarse_task = False
     web_captions = False
+    image_format = (256, "RGB", "resize")  # generated images as stored: the paper's 256 px
 
     def __init__(self, root: str | Path | None = None, ood_roots: dict | None = None):
         self.root = Path(root) if root else None
