@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 from synkit.core import sources
+from synkit.core.images import to_tensor as images_to_tensor
 
 
 def balanced_order(labels: np.ndarray, seed: int) -> np.ndarray:
@@ -82,8 +83,7 @@ TO_TENSOR_MEAN, TO_TENSOR_STD = 0.286, 0.353  # Fashion-MNIST's pixel statistics
 
 def to_tensor(images: np.ndarray, mean: float = TO_TENSOR_MEAN, std: float = TO_TENSOR_STD) -> torch.Tensor:
     """uint8 (N, H, W) or (N, H, W, C) -> float (N, C, H, W), standardized."""
-    x = torch.tensor(np.asarray(images)).float().div_(255).sub_(mean).div_(std)
-    return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
+    return images_to_tensor(images, 255.0, mean, std)
 
 
 class BatchData(torch.utils.data.Dataset):

@@ -28,6 +28,7 @@ from torch import nn
 from synkit.core.progress import tqdm
 
 from synkit.core import precision
+from synkit.core.images import to_tensor
 from synkit.engine import loop
 from synkit.core.files import atomic, write_json
 
@@ -82,10 +83,7 @@ class FashionCNN(nn.Module):
 def _tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 (N, H, W) -> float (N, 1, H, W) with Fashion-MNIST's statistics; (N, H, W, 3) -> (N, 3, H, W)
     standardized to about zero mean and unit spread."""
-    x = torch.as_tensor(np.array(images, dtype=np.float32)).div(255)
-    if x.ndim == 3:
-        return x.sub(0.286).div(0.353).unsqueeze(1)
-    return x.sub(0.5).div(0.25).permute(0, 3, 1, 2).contiguous()
+    return to_tensor(images, 255.0, *((0.286, 0.353) if np.ndim(images) == 3 else (0.5, 0.25)))
 
 
 def reference_key(config: ReferenceConfig) -> str:

@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from synkit.classify import data as classify_data
+from synkit.core.images import to_tensor
 from synkit.engine import runs
 
 SETUPS = ("real", "synthetic", "mixed")
@@ -23,10 +24,7 @@ def to_clip_tensor(images: np.ndarray) -> torch.Tensor:
     images = np.asarray(images)
     if images.ndim == 3:
         return classify_data.to_tensor(images).expand(-1, 3, -1, -1).contiguous()
-    x = torch.tensor(images).permute(0, 3, 1, 2).float().div_(255)
-    mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
-    return x.sub_(mean).div_(std)
+    return to_tensor(images, 255.0, open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD)
 
 
 def image_stats(images: np.ndarray) -> tuple[tuple, tuple]:

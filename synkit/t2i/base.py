@@ -10,10 +10,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
+from synkit.core.images import resize, to_tensor
 from synkit.engine import loop
 from synkit.t2i import latent as t2i
 from synkit.t2i import registry
@@ -41,11 +40,7 @@ class WorldFields:
 
 def web_pixels(web_images, resolution: int, low: float) -> torch.Tensor:
     """uint8 (N, H, W[, 3]) -> float (N, C, resolution, resolution) in [low, 1]."""
-    x = torch.from_numpy(np.array(web_images, dtype=np.float32)).div(255)
-    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
-    if x.shape[-2:] != (resolution, resolution):
-        x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
-    return x * (1 - low) + low
+    return resize(to_tensor(web_images), resolution, 0.0, 1.0) * (1 - low) + low
 
 
 def family_key(config) -> str:

@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from synkit.core import precision
+from synkit.core.images import resize, to_tensor
 from synkit.engine import loop
 from synkit.t2i import registry
 from synkit.t2i.text import prompt_embeddings, quiet
@@ -234,13 +235,10 @@ def caption_table(world, web, mix: Sequence[float] | None = None) -> tuple[list[
 def _pixels(images: np.ndarray) -> torch.Tensor:
     """uint8 (N, H, W) or (N, H, W, 3) -> float (N, C, 32, 32) in [-1, 1] as the VAE sees it: 28x28
     images (Fashion-MNIST) padded with black, other sizes resized."""
-    x = torch.from_numpy(np.asarray(images)).float().div(127.5).sub(1)
-    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
+    x = to_tensor(images, 127.5, 1.0)
     if x.shape[-1] == 28 and x.shape[-2] == 28:
         return F.pad(x, (PAD,) * 4, value=-1.0)
-    if x.shape[-2:] != (RESOLUTION, RESOLUTION):
-        x = F.interpolate(x, size=(RESOLUTION, RESOLUTION), mode="bilinear", antialias=True, align_corners=False).clamp(-1, 1)
-    return x
+    return resize(x, RESOLUTION, -1.0, 1.0)
 
 
 class CaptionSampler:
