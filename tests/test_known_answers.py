@@ -74,3 +74,32 @@ def test_zero_shot_scores_a_model_with_known_answers():
     # logits: scale on the true class, 0 on the other three; a wrong scale (say 9) would give 3.7e-4
     expected = -math.log(math.exp(scale) / (math.exp(scale) + classes - 1))
     assert table.loc["val", "loss"] == pytest.approx(expected, abs=1e-6)  # float32: 1 + 1.4e-4 is rounded to about 1e-7
+
+
+QUADRANT_NAMES = ["top left", "top right", "bottom left", "bottom right"]
+
+
+def clip_val_top1(tmp_path, name: str) -> float:
+    """CLIP trained from scratch on quadrant images captioned with their quadrant's name, then zero-shot on new ones."""
+    from synkit.clip import train as clip_train
+    from synkit.clip.data import to_clip_tensor
+
+    images, labels = quadrants(512, 0)
+    val_x, val_y = quadrants(200, 1)
+    config = clip_train.ClipConfig(epochs=int(__import__("os").environ.get("KA_EPOCHS", 6)), batch_size=int(__import__("os").environ.get("KA_BATCH", 64)), checkpoint_every=1000)
+    tokenizer = clip_train.open_clip_tokenizer(config.model)
+    tokens = tokenizer([f"a photo, {QUADRANT_NAMES[c]}" for c in labels])
+    bank = torch.cat([to_clip_tensor(images), to_clip_tensor(images)])  # real then synthetic: the real setup reads the first half
+    tasks = [{"name": "val", "set": "val", "classes": QUADRANT_NAMES, "mapping": np.arange(4)}]
+    evals = {"val": (to_clip_tensor(val_x), torch.as_tensor(val_y))}
+    metrics, _ = clip_train.train_clip(bank, tokens, "real", config, tmp_path / name,
+                                       lambda m, acc: zero_shot.zero_shot(m, tokenizer, evals, tasks, ["a photo, {}"], accelerator=acc),
+                                       progress=False)
+    return float(metrics.query("eval_set == 'val'")["top1"].iloc[0])
+
+
+def test_clip_learns_a_separable_task_and_a_frozen_one_does_not(tmp_path, monkeypatch):
+    assert clip_val_top1(tmp_path, "learns") >= 0.9
+    monkeypatch.setattr(torch.optim.Optimizer, "step", lambda self, closure=None: None)
+    monkeypatch.setattr(torch.optim.AdamW, "step", lambda self, closure=None: None)
+    assert clip_val_top1(tmp_path, "frozen") < 0.5

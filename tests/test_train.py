@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import subprocess
@@ -170,7 +171,7 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_matches(tmp_path, fashion)
 
 def test_finished_runs_are_reused_and_tables_are_long_form(tmp_path, fashion):
     job = _job(tmp_path)
-    job.train_config = {**SMALL, "steps_min": 5, "steps_max": 10}
+    job = dataclasses.replace(job, train_config={**SMALL, "steps_min": 5, "steps_max": 10})
     table = ladder.run_ladder(job, progress=False)
     assert set(table.columns) >= {"source", "size", "eval_set", "class_index", "class_name", "loss", "top1"}
     assert set(table["eval_set"]) == {"val", "sketch", "silhouette"}
@@ -180,7 +181,7 @@ def test_finished_runs_are_reused_and_tables_are_long_form(tmp_path, fashion):
     again = ladder.run_ladder(job, progress=False)
     assert {p: p.stat().st_mtime_ns for p in stamp} == stamp
     pd.testing.assert_frame_equal(table, again)
-    job.train_config = {**SMALL, "steps_min": 5, "steps_max": 11}  # a changed parameter retrains
+    job = dataclasses.replace(job, train_config={**SMALL, "steps_min": 5, "steps_max": 11})  # a changed parameter retrains
     ladder.run_ladder(job, progress=False)
     assert any(p.stat().st_mtime_ns != t for p, t in stamp.items())
 
@@ -244,8 +245,7 @@ def test_worker_processes_give_the_same_tables_as_one_process(tmp_path, fashion)
     tables = []
     for workers in (1, 2):
         job = _job(tmp_path / f"w{workers}")
-        job.train_config = {**SMALL, "steps_min": 5, "steps_max": 10}
-        job.seeds, job.workers = 2, workers
+        job = dataclasses.replace(job, train_config={**SMALL, "steps_min": 5, "steps_max": 10}, seeds=2, workers=workers)
         tables.append(ladder.run_ladder(job, progress=False).sort_values(["seed", "size", "eval_set", "class_index"], ignore_index=True))
     assert len(tables[0]) == 2 * 3 * 3 * 11
     pd.testing.assert_frame_equal(tables[0], tables[1])
@@ -255,7 +255,7 @@ def test_a_saved_run_loads_in_timm_and_gives_its_logits(tmp_path, fashion):
     import timm
 
     job = _job(tmp_path / "s")
-    job.sizes, job.train_config = [100, 200, 400], {**SMALL, "steps_min": 3, "steps_max": 3}
+    job = dataclasses.replace(job, sizes=[100, 200, 400], train_config={**SMALL, "steps_min": 3, "steps_max": 3})
     ladder.run_ladder(job, progress=False, workers=1)
     folder = tmp_path / "s" / "train" / "runs" / "real" / "n00000100-s0" / "model"
     assert (folder / "config.json").exists() and (folder / "model.safetensors").exists()
@@ -287,7 +287,7 @@ def test_two_launched_processes_shard_the_evaluation_and_gather_it(tmp_path, fas
     """accelerate launch on two CPU processes (gloo): each evaluates half of val; the gathered table
     equals one process evaluating the saved model on all of it."""
     job = _job(tmp_path / "two")
-    job.sizes, job.train_config = [100, 200, 400], {**SMALL, "steps_min": 4, "steps_max": 4, "mixed_precision": "no"}  # float32: no bf16 ties
+    job = dataclasses.replace(job, sizes=[100, 200, 400], train_config={**SMALL, "steps_min": 4, "steps_max": 4, "mixed_precision": "no"})  # float32: no bf16 ties
     job_file = tmp_path / "job.json"
     job_file.write_text(json.dumps(vars(job)))
     lines = runs.launch("synkit.classify.ladder", [job_file], 2)

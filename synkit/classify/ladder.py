@@ -28,24 +28,17 @@ from synkit.classify.data import (
 from synkit.classify.train import TrainConfig, config_from, create_model, ladder_sizes, schedule_steps, train_run
 from synkit.core.files import write_parquet
 from synkit.core.layout import StudyFiles, manifest
-from synkit.data.worlds import safe_name
+from synkit.data.worlds import WorldSettings, safe_name
 from synkit.data.worlds.folder import fit_images
 from synkit.engine import runs
 
 
-@dataclass
-class TrainJob:
-    """Every run of a study's training stage; JSON-serializable for ``python -m synkit.classify.ladder``."""
+@dataclass(frozen=True, kw_only=True)
+class TrainJob(WorldSettings):
+    """Every run of a study's training stage on the world of its ``WorldSettings``; JSON-serializable for
+    ``python -m synkit.classify.ladder``."""
 
     study_dir: str
-    world: str = "fashion"
-    world_root: str | None = None
-    image_size: int | None = None  # folder worlds: the in-memory image size (None: the images' own)
-    web_size: int = 50_000
-    real_size: int = 10_000
-    split_seed: int = 0
-    ood_roots: dict | None = None
-    class_map: str | None = None
     sources: list = field(default_factory=lambda: ["real"])
     sizes: list = field(default_factory=list)  # empty: ladder_sizes(real_size, min_size, max_factor)
     min_size: int = 0  # 0: D_I / 32 (ladder_sizes)
@@ -137,13 +130,11 @@ class LadderData:
     real pool and (on first use) each synthetic configuration's images."""
 
     def __init__(self, job: TrainJob, plan: pd.DataFrame, configs: pd.DataFrame):
-        from synkit.data.worlds import WorldSettings
-
         self.job, self.plan, self.configs = job, plan, configs
         self.study = Path(job.study_dir)
         self.config = config_from(job.train_config, job.world)
         self.small = capacity_model(job) if job.capacity_source else None
-        world = WorldSettings.of(vars(job)).load()
+        world = job.load()
         self.class_names = [c.name for c in world.classes]
         eval_names = job.eval_sets or ["val", *world.ood_views]
         self.real = world.split("real")
@@ -253,9 +244,9 @@ def run_ladder(job: TrainJob, progress: bool = True, accelerator=None, workers: 
     multi = accelerator.num_processes > 1
     workers = workers or job.workers
     if not workers:
-        from synkit.data.worlds import WorldSettings, in_memory
+        from synkit.data.worlds import in_memory
 
-        world = WorldSettings.of(vars(job)).load()
+        world = job.load()
         workers = 1 if multi else runs.auto_workers(files=not in_memory(world))  # file-backed worlds: the loader's workers instead
     rows = plan.to_dict("records")
     holder: dict = {}

@@ -40,6 +40,7 @@ from synkit.clip.zero_shot import FASHION_TEMPLATES, templates_for, world_tasks,
 from synkit.core import precision
 from synkit.core.files import write_parquet
 from synkit.core.layout import StudyFiles
+from synkit.data.worlds import WorldSettings
 from synkit.core.progress import tqdm
 from synkit.engine import runs
 
@@ -213,20 +214,12 @@ def _worker_run(row: dict):
     return _WORKER["runs"].run(row)
 
 
-@dataclass
-class ClipJob:
-    """The training part of 07_clip, JSON-serializable for ``python -m synkit.clip.ladder job.json``:
-    captions, real and generated images already exist under ``study_dir/clip/``."""
+@dataclass(frozen=True, kw_only=True)
+class ClipJob(WorldSettings):
+    """The training part of 07_clip on the world of its ``WorldSettings``, JSON-serializable for
+    ``python -m synkit.clip.ladder job.json``: captions, real and generated images already exist in the study."""
 
     study_dir: str
-    world: str = "fashion"
-    world_root: str | None = None
-    web_size: int = 50_000
-    real_size: int = 10_000
-    split_seed: int = 0
-    ood_roots: dict | None = None
-    class_map: str | None = None
-    image_size: int | None = None  # folder worlds: the in-memory image size (None: the images' own)
     scales: list = field(default_factory=list)
     setups: list = field(default_factory=lambda: list(SETUPS))
     eval_size: int = 0
@@ -244,11 +237,11 @@ class ClipJob:
 def run_job(job: ClipJob, progress: bool = True) -> pd.DataFrame:
     """Train and evaluate every run of ``job`` (and its control, with ``job.control``); returns the metrics table."""
     from synkit.data.shards import read_images
-    from synkit.data.worlds import WorldSettings, in_memory, t2i_split
+    from synkit.data.worlds import in_memory, t2i_split
 
     at = StudyFiles(job.study_dir)
     config = clip_config_from(job.clip_config)
-    world = WorldSettings.of(vars(job)).load()
+    world = job.load()
     if job.stream:
         return run_stream_job(job, config, world, progress)
     captions = pd.read_parquet(at.captions)

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from synkit.core.images import resize, to_tensor
+from synkit.data.worlds import WorldFields
 from synkit.engine import loop
 from synkit.t2i import latent as t2i
 from synkit.t2i import registry
@@ -22,16 +23,9 @@ FAMILY_KEY_VERSION = 1
 
 
 @dataclass(frozen=True)
-class WorldFields:
-    """What every embedded family learns from (the world and its split) and its seed; fields of the cache key."""
+class FamilyFields(WorldFields):
+    """What every embedded family learns from (``WorldFields``: the world and its split) and its seed; fields of the cache key."""
 
-    web_size: int = 50_000
-    real_size: int = 10_000
-    split_seed: int = 0
-    world: str = "fashion"
-    world_root: str | None = None
-    class_map: str | None = None
-    image_size: int | None = None
     seed: int = 0
 
     def __post_init__(self):

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 
 from synkit.core import precision
 from synkit.core.images import resize, to_tensor
+from synkit.data.worlds import WorldFields
 from synkit.engine import loop
 from synkit.t2i import registry
 from synkit.t2i.text import prompt_embeddings, quiet
@@ -58,18 +59,11 @@ CAPTION_FORMS = ("name", "template", "hypernyms", "description", "caption")
 
 
 @dataclass(frozen=True)
-class T2IConfig:
-    """Everything that decides what gets trained; each field is part of the cache key."""
+class T2IConfig(WorldFields):
+    """Everything that decides what gets trained; each field is part of the cache key. It learns from the world of its
+    ``WorldFields``: fashion's web split, or a folder world's train split (``worlds.t2i_split``), in the cache key by
+    content (``worlds.fingerprint`` of those images), not by path."""
 
-    web_size: int = 50_000  # the fashion world's split this model learns from (web only)
-    real_size: int = 10_000
-    split_seed: int = 0
-    # the world it learns from: fashion's web split, or a folder world's train split (worlds.t2i_split); in the
-    # cache key by content (worlds.fingerprint of those images), not by path
-    world: str = "fashion"
-    world_root: str | None = None
-    class_map: str | None = None
-    image_size: int | None = None  # folder worlds: the in-memory image size (None: the images' own)
     seed: int = 0
     max_tokens: int = 32  # prompts are padded/truncated to this; 32 holds all but the longest WordNet glosses (40)
     # VAE: 1x32x32 -> 4x8x8

@@ -14,14 +14,14 @@ from synkit.core import precision
 from synkit.engine import loop
 from synkit.t2i import base, registry
 from synkit.t2i import latent as t2i
-from synkit.t2i.base import WorldFields, flush_denormals, start_training, tokenizer_and_encoder, training_record
+from synkit.t2i.base import FamilyFields, flush_denormals, start_training, tokenizer_and_encoder, training_record
 from synkit.t2i.text import encode_texts, quiet
 
 PIXEL_STEPS = 6  # sampler steps of the pixel family (DPM-Solver++): 6 steps gave F1 within 0.01 of 10 steps at CFG 4 and 8, 1.5x faster
 
 
 @dataclass(frozen=True)
-class PixelConfig(WorldFields):
+class PixelConfig(FamilyFields):
     """The pixel-diffusion family; each field is part of the cache key."""
 
     max_tokens: int = 32  # the tokenizer's limit; IFPipeline pads every prompt to 77 tokens itself

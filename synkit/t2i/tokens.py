@@ -16,7 +16,7 @@ from synkit.core import precision
 from synkit.engine import loop
 from synkit.t2i import base, registry
 from synkit.t2i import latent as t2i
-from synkit.t2i.base import WorldFields, flush_denormals, start_training, tokenizer_and_encoder, training_record
+from synkit.t2i.base import FamilyFields, flush_denormals, start_training, tokenizer_and_encoder, training_record
 from synkit.t2i.text import encode_texts, quiet
 
 # unmasking steps of the token family's generation: 6 scored F1 within 0.016 of 8 either way at CFG 2-4 (150 in_captions images per
@@ -25,7 +25,7 @@ TOKEN_STEPS = 6
 
 
 @dataclass(frozen=True)
-class TokensConfig(WorldFields):
+class TokensConfig(FamilyFields):
     """The masked-token family; each field is part of the cache key."""
 
     max_tokens: int = 32

@@ -70,30 +70,37 @@ def key_payload(config, splits) -> dict:
 
 
 @dataclasses.dataclass(frozen=True)
-class WorldSettings:
+class WorldFields:
+    """The world a model learns from, declared once: the fields every model config that trains on a world keeps
+    (and keys: the default fashion world by name, any other by its images' content, ``key_payload``)."""
+
+    world: str = "fashion"  # fashion, imagenet or folder (WORLDS)
+    world_root: str | None = None  # its images (fashion: Debian's files when None)
+    web_size: int = 50_000  # fashion: images in the web split (what the embedded generators learn from)
+    real_size: int = 10_000  # fashion: images in the real split, D_I
+    split_seed: int = 0  # fashion: seed of the fixed web/real split
+    class_map: str | None = None  # folder world: JSON with class names / wnids
+    image_size: int | None = None  # folder world: the in-memory image size (None: the images' own)
+
+
+@dataclasses.dataclass(frozen=True)
+class WorldSettings(WorldFields):
     """The study's world parameters, as every notebook declares them, in one object passed by name
     (``WorldSettings.of(globals())`` in a notebook; ``.load()`` gives the world, ``.fields()`` the
-    values for a job or model config that keeps them as its own fields)."""
+    values for a job or model config that keeps them as its own fields). Jobs that evaluate on the
+    world's OOD views are WorldSettings themselves (``TrainJob``, ``ClipJob``)."""
 
-    world: str = "fashion"
-    world_root: str | None = None
-    web_size: int = 50_000
-    real_size: int = 10_000
-    split_seed: int = 0
-    ood_roots: dict | None = None
-    class_map: str | None = None
-    image_size: int | None = None
+    ood_roots: dict | None = None  # imagenet: OOD view name -> folder
 
     @classmethod
     def of(cls, namespace: dict) -> WorldSettings:
-        """The settings among ``namespace``'s names (a notebook's parameters); the rest keep their defaults."""
-        return cls(**{f.name: namespace[f.name] for f in dataclasses.fields(cls) if f.name in namespace})
+        """The settings among ``namespace``'s names (a notebook's parameters, a job's fields); the rest keep their defaults."""
+        return WorldSettings(**{f.name: namespace[f.name] for f in dataclasses.fields(WorldSettings) if f.name in namespace})
 
     def fields(self, *, ood: bool = True) -> dict:
-        values = dataclasses.asdict(self)
-        if not ood:
-            values.pop("ood_roots")
-        return values
+        """The world fields' values (without ``ood_roots`` for a model config, which keeps only ``WorldFields``)."""
+        names = [f.name for f in dataclasses.fields(WorldSettings if ood else WorldFields)]
+        return {name: getattr(self, name) for name in names}
 
     def load(self):
         return load_world(**self.fields())
