@@ -138,7 +138,7 @@ def train_clip(bank: torch.Tensor, tokens: torch.Tensor, setup: str, config: Cli
             img, txt, scale = model(images, text)  # through the wrapper: under DDP its forward arms the gradient all-reduce
             return loss_fn(img.float(), txt.float(), scale)
 
-    def clamp_temperature():
+    def clamp_temperature(_steps_done):
         with torch.no_grad():  # as CLIP: keep the temperature below 100
             core.logit_scale.clamp_(0, math.log(100))
 

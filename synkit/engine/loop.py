@@ -58,31 +58,31 @@ def train_loop(stage, model, total, config_lr, warmup, ckpt, checkpoint_every, p
             ema.load_state_dict(state["ema"])
         start = int(state["step"])
     bar = tqdm(total=total, initial=start, desc=f"t2i {stage}", unit="step", disable=not progress)
-    smooth = None
-    for step in range(start, total):
+    seen = {"smooth": None}
+
+    def loss_of(_, step):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, total, config_lr, warmup)
-        loss = step_fn(step)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        seen["loss"] = step_fn(step)
+        return seen["loss"]
+
+    def after_step(step):  # step: the steps done
         if ema is not None:
-            decay = min(ema.decay, (1 + step) / (10 + step))
+            decay = min(ema.decay, step / (9 + step))
             with torch.no_grad():
                 torch._foreach_lerp_(ema.params, [p.detach() for p in params], 1 - decay)
-        value = loss.item()
-        smooth = value if smooth is None else 0.98 * smooth + 0.02 * value
-        bar.update(1)
-        bar.set_postfix(loss=f"{smooth:.4f}", refresh=False)
-        if (step + 1) % checkpoint_every == 0 and step + 1 < total:
-            state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step + 1}
-            if ema is not None:
-                state["ema"] = ema.state_dict()
-            save_state(state, ckpt)
+        value = seen["loss"].item()
+        seen["smooth"] = value if seen["smooth"] is None else 0.98 * seen["smooth"] + 0.02 * value
+        bar.set_postfix(loss=f"{seen['smooth']:.4f}", refresh=False)
         if callback is not None:
-            callback(stage, step + 1, value)
-    bar.close()
+            callback(stage, step, value)
+
+    def checkpoint(step):
+        save_state({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+                    **({"ema": ema.state_dict()} if ema is not None else {})}, ckpt)
+
+    optimizer_steps(range(start, total), loss_of, None, opt, None, start, total, checkpoint_every, checkpoint, bar,
+                    after_step=after_step, clip_grad_norm=1.0)
 
 
 class EMA:
@@ -106,23 +106,28 @@ class EMA:
 
 
 def optimizer_steps(batches, loss_of, accelerator, optimizer, scheduler, start: int, steps: int, checkpoint_every: int,
-                    checkpoint, bar, after_step=None, show_loss_every: int = 0) -> None:
-    """Steps ``start``..``steps`` over ``batches`` (one batch a step): ``loss_of(batch, step)``, backward, optimizer step,
-    zero grads, scheduler step, ``after_step()`` (a constraint on the weights), then ``checkpoint(step)`` every
-    ``checkpoint_every`` steps on the main process (not at the last: the finished run is saved instead). Without an
-    ``accelerator`` (one process, no devices to place), a plain backward."""
+                    checkpoint, bar, after_step=None, show_loss_every: int = 0, clip_grad_norm: float | None = None) -> None:
+    """The one training loop of synkit: steps ``start``..``steps`` over ``batches`` (one batch a step):
+    ``loss_of(batch, step)``, backward, the gradients clipped to ``clip_grad_norm`` (when given), optimizer step, zero
+    grads, scheduler step (when there is one), ``after_step(steps done)`` (a constraint on the weights, an EMA, a
+    report), then ``checkpoint(steps done)`` every ``checkpoint_every`` steps on the main process (not at the last: the
+    finished run is saved instead). Without an ``accelerator`` (one process, no devices to place), a plain backward."""
     backward = accelerator.backward if accelerator is not None else torch.Tensor.backward
     main = accelerator is None or accelerator.is_main_process
+    params = [p for group in optimizer.param_groups for p in group["params"]] if clip_grad_norm is not None else None
     step = start
     for batch in batches:
         loss = loss_of(batch, step)
         backward(loss)
+        if params is not None:
+            torch.nn.utils.clip_grad_norm_(params, clip_grad_norm, foreach=True)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        scheduler.step()
-        if after_step is not None:
-            after_step()
+        if scheduler is not None:
+            scheduler.step()
         step += 1
+        if after_step is not None:
+            after_step(step)
         bar.update(1)
         if show_loss_every and step % show_loss_every == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
