@@ -133,6 +133,9 @@ def test_folder_world_runs_the_whole_study_offline(tmp_path):
     assert list((study / "clip" / "runs" / "real").glob("n*-s0/model/open_clip_config.json"))
     found = pd.read_parquet(study / "report" / "findings.parquet")
     assert len(found) >= 13
+    gates = pd.read_parquet(study / "report" / "gates.parquet")  # printed for the README's numbers (pytest -s)
+    print("digits world gates:", dict(zip(gates["key"], gates["state"])), "verdicts:", found["verdict"].value_counts().to_dict(),
+          "reference val top-1:", round(ref["val_top1"], 3))
 
 
 def test_generated_images_of_another_size_or_mode_are_fitted_to_the_world():

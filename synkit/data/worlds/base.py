@@ -50,8 +50,20 @@ class Split(Protocol):
     def image(self, i: int) -> Image.Image: ...
 
 
+class LabelledImages:
+    """What both kinds of split share: a length and (image, label) items, from ``labels`` and ``image(i)``."""
+
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[Image.Image, int]:
+        return self.image(i), int(self.labels[i])
+
+
 @dataclass
-class ArraySplit:
+class ArraySplit(LabelledImages):
     """A split held in memory as uint8 arrays (N, H, W) or (N, H, W, C)."""
 
     images: np.ndarray
@@ -59,18 +71,12 @@ class ArraySplit:
     ids: np.ndarray
     in_memory = True
 
-    def __len__(self) -> int:
-        return len(self.labels)
-
     def image(self, i: int) -> Image.Image:
         return Image.fromarray(self.images[i])
 
-    def __getitem__(self, i: int) -> tuple[Image.Image, int]:
-        return self.image(i), int(self.labels[i])
-
 
 @dataclass
-class FileSplit:
+class FileSplit(LabelledImages):
     """A split of image files on disk."""
 
     paths: list[Path]
@@ -78,15 +84,9 @@ class FileSplit:
     ids: np.ndarray
     in_memory = False
 
-    def __len__(self) -> int:
-        return len(self.labels)
-
     def image(self, i: int) -> Image.Image:
         with Image.open(self.paths[i]) as im:
             return im.convert("RGB")
-
-    def __getitem__(self, i: int) -> tuple[Image.Image, int]:
-        return self.image(i), int(self.labels[i])
 
 
 def scan_class_folders(root: Path, folder_to_index: dict[str, int], split_name: str) -> FileSplit:
