@@ -117,3 +117,22 @@ def test_folder_world_names_and_mapping(tmp_path):
         _ = load_world("folder", world_root=str(root), class_map=str(bad)).classes
     with pytest.raises(ValueError, match="needs world_root"):
         load_world("folder")
+
+
+def test_the_imagenet_world_names_every_class_apart():
+    """open_clip's list calls two classes "missile" and two "sunglasses": the world gives each its own name and files."""
+    from synkit.data.worlds import load_world
+
+    world = load_world("imagenet")
+    names = [c.name for c in world.classes]
+    assert len(set(names)) == len({c.slug for c in world.classes}) == 1000
+    assert (names[657], names[744], names[836], names[837]) == ("missile", "projectile", "sunglass", "sunglasses")
+    assert world.renamed == {744: ("missile", "projectile"), 836: ("sunglasses", "sunglass")}
+
+
+def test_distinct_names_falls_back_to_the_wnid_when_no_lemma_is_free():
+    from synkit.data.worlds.base import ClassInfo, distinct_names
+
+    classes = [ClassInfo(0, "crane", "n1", ["crane"]), ClassInfo(1, "crane", "n2", ["crane"]), ClassInfo(2, "crane", "n3", ["derrick", "crane"])]
+    out, renamed = distinct_names(classes)
+    assert [c.name for c in out] == ["crane", "crane (n2)", "derrick"] and renamed == {1: ("crane", "crane (n2)"), 2: ("crane", "derrick")}

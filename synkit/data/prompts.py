@@ -16,6 +16,8 @@ deterministic for a seed.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pandas as pd
 from synkit.core.progress import tqdm
@@ -161,6 +163,9 @@ def build_prompts(
     if unknown:
         raise ValueError(f"unknown prompt set {unknown[0]!r}; valid sets are {', '.join(PROMPT_SETS)}.")
     classes = world.classes
+    for index, (old, new) in sorted(world.renamed.items()):
+        print(f"class {index} is named {old!r} in the world's list, as another class is: its prompts and files call it {new!r} "
+              "(its first WordNet lemma that no class uses)", file=sys.stderr)
     builders = {
         "classnames": lambda: classnames(classes),
         "classname_description": lambda: classname_description(classes),

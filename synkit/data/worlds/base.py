@@ -37,6 +37,34 @@ def safe_name(name: str) -> str:
     return slug or "_"
 
 
+def distinct_names(classes: list[ClassInfo]) -> tuple[list[ClassInfo], dict[int, tuple[str, str]]]:
+    """The classes with no two sharing a name (a list such as open_clip's ImageNet names calls two classes "missile"
+    and two "sunglasses": they would get the same prompts and the same files). In a group of classes that share a
+    name, the first whose first WordNet lemma is that name keeps it (else the group's first); every other takes its
+    first lemma that no class uses (ImageNet: 744 "projectile", 836 "sunglass"), else the name with its wnid. Returns (classes, {index: (old,
+    new)})."""
+    import collections
+    import dataclasses
+
+    count = collections.Counter(c.name for c in classes)
+    used = set(count)
+    # the class that keeps a shared name: the first whose first lemma it is, else the first of the group
+    keeper = {}
+    for c in classes:
+        if count[c.name] > 1 and (c.name not in keeper or (c.lemmas[:1] == [c.name] and keeper[c.name][1] is False)):
+            keeper[c.name] = (c.index, c.lemmas[:1] == [c.name])
+    renamed: dict[int, tuple[str, str]] = {}
+    out = []
+    for c in classes:
+        if count[c.name] > 1 and keeper[c.name][0] != c.index:
+            new = next((lemma for lemma in c.lemmas if lemma not in used), f"{c.name} ({c.wnid or c.index})")
+            used.add(new)
+            renamed[c.index] = (c.name, new)
+            c = dataclasses.replace(c, name=new)
+        out.append(c)
+    return out, renamed
+
+
 class Split(Protocol):
     """Real images of one split: ``labels`` and ``ids`` (numpy arrays), ``image(i)`` as PIL; ``in_memory``: whether
     ``images`` holds them all as one uint8 array (``ArraySplit``) or they are files read one by one (``FileSplit``)."""

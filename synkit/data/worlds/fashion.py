@@ -146,6 +146,7 @@ class FashionWorld:
     coarse_task = True  # its classes group into WordNet's footwear / clothing / container
     web_captions = True  # its web split has alt-text captions of its own (the CLIP exact-names control rewrites them)
     image_format = (28, "L", "center_crop")  # generated images as stored: side, mode, how they reach it
+    renamed: dict = {}  # its ten names are distinct
 
     def __init__(self, root: str | Path | None = None, web_size: int = 50_000, real_size: int = 10_000, split_seed: int = 0):
         for key, value in (("web_size", web_size), ("real_size", real_size)):

@@ -39,6 +39,7 @@ class FolderWorld:
     zero_shot_templates = None  # open_clip's 80 ImageNet templates, as the paper
     coarse_task = False
     web_captions = False
+    renamed: dict = {}  # a name given twice is refused (classes), not renamed
 
     def __init__(self, root: str | Path, class_map: str | Path | None = None, image_size: int | None = None):
         self.root = Path(root)

@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 
 from synkit.data import wordnet
-from synkit.data.worlds.base import ClassInfo, FileSplit, scan_class_folders
+from synkit.data.worlds.base import ClassInfo, FileSplit, distinct_names, scan_class_folders
 
 
 class ImageNetWorld:
@@ -25,6 +25,7 @@ class ImageNetWorld:
     coarse_task = False
     web_captions = False
     image_format = (256, "RGB", "resize")  # generated images as stored: the paper's 256 px
+    renamed: dict = {}  # class index -> (list name, the name used): filled when ``classes`` is read
 
     def __init__(self, root: str | Path | None = None, ood_roots: dict | None = None):
         self.root = Path(root) if root else None
@@ -48,6 +49,7 @@ class ImageNetWorld:
         for i, name in enumerate(IMAGENET_CLASSNAMES):
             syn = wordnet.synset(info.index_to_label_name(i))
             out.append(ClassInfo(i, name, syn.wnid, syn.lemmas, syn.gloss, syn.hypernyms))
+        out, self.renamed = distinct_names(out)  # open_clip names two pairs of classes alike (missile, sunglasses)
         return out
 
     def split(self, name: str) -> FileSplit:
