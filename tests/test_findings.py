@@ -365,3 +365,21 @@ def test_the_model_family_rows_follow_the_data(tmp_path):
     assert verdicts(make_family_study(tmp_path / "b", flip=["14b"]))["14b"] == findings.FAILS  # a family scales better than real
     flat = verdicts(make_family_study(tmp_path / "flat", flat=True))
     assert findings.HOLDS not in [flat[r] for r in family_rows], flat
+
+
+def test_clip_at_chance_on_every_seed_does_not_pass_its_gate(tmp_path):
+    """float32 top-1 of exactly chance (0.1 of 10 classes is 0.10000000149) is chance, not above it."""
+    from synkit.analysis.findings.context import Study
+    from synkit.analysis.findings.gates import study_gates
+
+    clip = pd.DataFrame({"setup": "real", "scale": [64, 64, 64, 128], "seed": [0, 1, 2, 0], "eval_set": "val", "task": "classes",
+                         "top1": np.array([0.1, 0.1, 0.1, 0.2], np.float32), "loss": 2.0})
+    classes = pd.DataFrame({"class_index": range(10), "source": "real", "size": 100})  # ten classes: chance is 0.1
+
+    def clip_gate(metrics):
+        study = Study.read(tmp_path)  # an empty study folder: every table None, then the two this gate reads
+        study.tables.update(clip_metrics=metrics, metrics=classes)
+        return {g.key: g for g in study_gates(study)}["clip_real"]
+
+    assert clip_gate(clip).passed is False and "0.100" in clip_gate(clip).numbers
+    assert clip_gate(clip.assign(top1=np.array([0.15, 0.14, 0.16, 0.2], np.float32))).passed is True
