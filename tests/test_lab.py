@@ -22,6 +22,8 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.slow
 
 CHART = ".jp-RenderedVegaLite"
+# the notebook's own charts, not those the widget explorer draws inside its Output widgets
+STATIC = f"Array.from(document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) {CHART}')).filter(e => !e.closest('.jupyter-widgets, .widget-output, .jupyter-widgets-output-area'))"
 
 
 def free_port() -> int:
@@ -100,7 +102,7 @@ def charts_drawn(driver) -> tuple[int, int]:
 def explorer_state(driver) -> dict:
     """What the explorer (the last chart) shows: its sample images and the lines of its class curves."""
     return driver.execute_script(
-        f"const c = Array.from(document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) {CHART}')).pop();"
+        f"const c = {STATIC}.pop();"
         "const images = Array.from(c.querySelectorAll('image')).map(e => e.getAttribute('href') || e.getAttribute('xlink:href'));"
         "const lines = Array.from(c.querySelectorAll('path[aria-roledescription=\"line mark\"]')).map(e => e.getAttribute('d'));"
         "const text = Array.from(c.querySelectorAll('text')).map(e => e.textContent).join(' | ');"
@@ -112,12 +114,88 @@ def click_class(driver, name: str) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
 
     point = driver.execute_script(
-        f"const c = Array.from(document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) {CHART}')).pop();"
+        f"const c = {STATIC}.pop();"
         "return Array.from(c.querySelectorAll('path[aria-roledescription=\"point\"]'))"
         f".find(e => (e.getAttribute('aria-label') || '').includes('class_name: {name};'));")
     assert point is not None, f"no point of class {name} in the explorer's scatter"
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", point)
     ActionChains(driver).move_to_element(point).click().perform()
+
+
+FACTS = "document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) table.synkit-facts')"
+WIDGET = f"{FACTS}.closest('.widget-vbox')"
+
+
+def widget_facts(driver) -> list[list[str]]:
+    """The widget explorer's table of the chosen classes: [class, source, k text, category] per row."""
+    return driver.execute_script(
+        f"const t = {FACTS}; return t ? Array.from(t.querySelectorAll('tr[data-class]')).map(r => "
+        "[r.dataset.class, r.dataset.source, r.querySelector('td.k').textContent, r.children[2].textContent]) : null")
+
+
+def widget_views(driver) -> list[str]:
+    """What the explorer's four views hold now (the scatter, the counts, the curves, the image strip)."""
+    return driver.execute_script(f"return Array.from({WIDGET}.querySelectorAll('.widget-output')).map(e => e.innerHTML)")
+
+
+def after_change(driver, before, what: str, timeout: float = 60):
+    end = time.time() + timeout
+    while time.time() < end:
+        now = widget_facts(driver)
+        if now != before:
+            time.sleep(1.0)  # the views below the table finish drawing
+            return widget_facts(driver), driver.execute_script(f"return {WIDGET}.querySelector('.widget-html small').textContent")
+        time.sleep(0.25)
+    raise AssertionError(f"the widget explorer did not redraw after {what}")
+
+
+def drive_widget_explorer(driver, folder: Path, shot: Path) -> dict:
+    """Move the size range, switch the metric, pick a class and move a threshold, as a person does; check each redraw
+    against synkit.analysis.scaling's own fit and return how long each took."""
+    from selenium.webdriver.common.keys import Keys
+
+    from synkit.analysis import scaling
+    from synkit.core.files import read_d_i
+
+    wait(driver, f"return {FACTS} !== null", 120, "the widget explorer")
+    facts, views, timing = widget_facts(driver), widget_views(driver), {}
+    sliders = driver.execute_script(f"return Array.from({WIDGET}.querySelectorAll('.widget-hslider'))")
+    upper = sliders[0].find_element("css selector", ".noUi-handle-upper")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", upper)
+    upper.send_keys(Keys.ARROW_LEFT)  # sizes 30-240 -> 30-120
+    facts, timing["size range"] = after_change(driver, facts, "the size range")
+    driver.execute_script(f"return Array.from({WIDGET}.querySelectorAll('.widget-toggle-buttons button'))"
+                          ".find(b => b.textContent.trim() === 'error')").click()
+    facts, timing["metric"] = after_change(driver, facts, "the metric")
+    box = driver.execute_script(f"return {WIDGET}.querySelector('.jupyter-widget-tagsinput')")
+    driver.execute_script("arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true}))", box)  # a click on the tags
+    field = box.find_element("css selector", "input.jupyter-widget-taginput")
+    field.send_keys("Dress")
+    field.send_keys(Keys.TAB)  # the tag is taken when the field is left
+    views_before, (facts, timing["class"]) = views, after_change(driver, facts, "a class")
+    views = widget_views(driver)
+    assert "Dress" in {row[0] for row in facts}
+    assert views[2] != views_before[2] and views[3] != views_before[3], "the curves and the image strip did not follow"
+    metrics = pd.read_parquet(folder / "train" / "metrics.parquet")
+    rows = metrics[(metrics["source"] == facts[0][1]) & (metrics["eval_set"] == "val") & (metrics["kind"] == "ladder")
+                   & (metrics["class_index"] >= 0) & metrics["size"].between(30, 120)]
+    fits = scaling.fit_table(rows, read_d_i(folder, 0), "error", by=("source", "class_name"), n_boot=0, detect_bend=False,
+                             errors="record").set_index("class_name")
+    for name, source, shown, _ in facts:
+        if source == facts[0][1] and pd.notna(fits.loc[name, "k"]):
+            f = fits.loc[name]
+            assert shown == f"{f['k']:.4f} [{f['k_lo']:.4f}, {f['k_hi']:.4f}]", (name, shown)
+    easy = sliders[1].find_element("css selector", ".noUi-handle")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", easy)
+    for _ in range(6):
+        easy.send_keys(Keys.ARROW_RIGHT)  # the Easy quantile 0.67 -> 0.95: classes leave Easy
+    before = facts
+    facts, timing["threshold"] = after_change(driver, facts, "the Easy quantile")
+    assert [r[3] for r in facts] != [r[3] for r in before], "no class changed category when the threshold moved"
+    driver.execute_script(f"{WIDGET}.scrollIntoView({{block: 'start'}});")
+    time.sleep(0.5)
+    driver.save_screenshot(str(shot))
+    return timing
 
 
 def test_per_class_notebook_runs_in_jupyterlab_offline(smoke, tmp_path):
@@ -165,13 +243,15 @@ def test_per_class_notebook_runs_in_jupyterlab_offline(smoke, tmp_path):
             if after["images"] != before["images"] and target in after["text"]:
                 break
             time.sleep(0.25)
-        driver.execute_script(f"Array.from(document.querySelectorAll('{CHART}')).pop().scrollIntoView({{block: 'start'}});")
+        driver.execute_script(f"{STATIC}.pop().scrollIntoView({{block: 'start'}});")
         time.sleep(0.5)
         driver.save_screenshot(str(tmp_path / "lab_explorer.png"))
         shutil.copy(tmp_path / "lab_explorer.png", folder / "lab_explorer.png")
         assert target in after["text"], f"clicking {target} did not change the class shown"
         assert after["images"] != before["images"], "the samples did not follow the click"
         assert after["lines"] != before["lines"], "the class curves did not follow the click"
+        redraws = drive_widget_explorer(driver, folder, tmp_path / "lab_widgets.png")
+        shutil.copy(tmp_path / "lab_widgets.png", folder / "lab_widgets.png")
 
         # the executed notebook papermill wrote (untrusted here) shows its charts too, without running anything
         shutil.copy(folder / "notebooks" / "06_per_class.ipynb", project / "notebooks" / "executed_06.ipynb")
@@ -189,4 +269,4 @@ def test_per_class_notebook_runs_in_jupyterlab_offline(smoke, tmp_path):
     assert urls and not outside, f"requests left localhost: {outside[:5]}"
     assert not [e for e in console if "net::ERR" in e["message"] and "127.0.0.1" not in e["message"]], console
     assert count >= 3 and drawn == count
-    (folder / "lab_timing.json").write_text(json.dumps({"seconds_to_rendered_explorer": round(rendered_s, 1)}))
+    (folder / "lab_timing.json").write_text(json.dumps({"seconds_to_rendered_explorer": round(rendered_s, 1), "widget_redraws": redraws}))

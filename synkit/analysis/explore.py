@@ -13,6 +13,7 @@ saying so, and the kernel-free explorer (``per_class.dashboard``, a Vega-Lite ch
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
@@ -117,8 +118,11 @@ class StudyTables:
 def scatter_chart(table: pd.DataFrame, label: str) -> alt.Chart:
     """k against performance at D_I for one source's classes, with k's interval and the categories."""
     data = table.dropna(subset=["k"]).assign(source=label)
+    lo, hi = (float(data["k"].min()), float(data["k"].max())) if len(data) else (0.0, 1.0)
+    pad = 0.5 * (hi - lo) + 0.05  # the axis follows the points; intervals wider than it are cut at its ends
+    x_scale = alt.Scale(domain=[lo - pad, hi + pad], clamp=True)
     base = alt.Chart(data).encode(y=alt.Y("neg_log_l_di:Q", title="-log L at D_I (performance)"))
-    bars = base.mark_rule(opacity=0.5).encode(x=alt.X("k_lo:Q", title="k (scaling ability)"), x2="k_hi:Q",
+    bars = base.mark_rule(opacity=0.5).encode(x=alt.X("k_lo:Q", title="k (scaling ability)", scale=x_scale), x2="k_hi:Q",
                                               color=alt.Color("category:N"))
     dots = base.mark_point(filled=True, size=70).encode(x="k:Q", color="category:N",
                                                           tooltip=["class_name", "category", alt.Tooltip("k:Q", format=".3f"),
@@ -168,6 +172,25 @@ def image_strip(tables: StudyTables, images, source: str, class_index: int, clas
     return charts.image_grid(stacked, labels, [f"{name}" for name, _ in rows], per_row, scale=scale), class_name
 
 
+def facts_html(table: pd.DataFrame, classes: list[str], source: str, compare: str, label) -> str:
+    """The chosen classes' fits as a small table: category, k with its interval, performance at D_I, on both sources."""
+    rows = []
+    for name in classes:
+        for s in dict.fromkeys([source, compare]):
+            r = table[(table["source"] == s) & (table["class_name"] == name)]
+            if r.empty:
+                continue
+            r = r.iloc[0]
+            why = str(r.get("error") or "no fit")
+            k = f"n/a ({html.escape(why[:80])})" if pd.isna(r["k"]) else f"{r['k']:.4f} [{r['k_lo']:.4f}, {r['k_hi']:.4f}]"
+            perf = "" if pd.isna(r["neg_log_l_di"]) else f"{r['neg_log_l_di']:.3f}"
+            rows.append(f"<tr data-class='{html.escape(name)}' data-source='{html.escape(s)}'><td>{html.escape(name)}</td>"
+                        f"<td>{html.escape(label(s))}</td><td>{html.escape(str(r.get('category') or ''))}</td>"
+                        f"<td class='k'>{k}</td><td>{perf}</td></tr>")
+    head = "<tr><th>class</th><th>source</th><th>category</th><th>k [95% interval]</th><th>-log L at D_I</th></tr>"
+    return f"<table class='synkit-facts'>{head}{''.join(rows)}</table>"
+
+
 class PerClassExplorer:
     """06's widget explorer: controls (source, compare-to, eval set, metric, classes, size range, category quantiles,
     seed) and views (the k-performance scatter with categories, category counts, the chosen classes' curves and
@@ -192,14 +215,14 @@ class PerClassExplorer:
         self.easy = w.FloatSlider(value=2 / 3, min=0.05, max=0.95, step=0.05, description="easy q", continuous_update=False)
         self.steep = w.FloatSlider(value=0.5, min=0.05, max=0.95, step=0.05, description="k q", continuous_update=False)
         self.seed = w.Dropdown(options=[POOLED, *seeds], value=POOLED, description="seeds")
-        self.status = w.HTML()
+        self.status, self.facts = w.HTML(), w.HTML()
         self.scatter, self.counts, self.curves, self.strip = (w.Output() for _ in range(4))
         self.controls = [self.source, self.compare, self.eval_set, self.metric, self.classes, self.sizes, self.easy, self.steep, self.seed]
         for control in self.controls:
             control.observe(lambda _: self.redraw(), names="value")
         self._images = None
         self.table = pd.DataFrame()
-        self.widget = w.VBox([w.HBox([w.VBox(self.controls[:5]), w.VBox(self.controls[5:])]), self.status,
+        self.widget = w.VBox([w.HBox([w.VBox(self.controls[:5]), w.VBox(self.controls[5:])]), self.status, self.facts,
                               w.HBox([self.scatter, self.counts]), self.curves, self.strip])
 
     def _ipython_display_(self):
@@ -227,6 +250,7 @@ class PerClassExplorer:
             out.clear_output(wait=True)
             with out:
                 display(view)
+        self.facts.value = facts_html(self.table, list(self.classes.value), self.source.value, self.compare.value, t.label)
         self._draw_strip()
         self.status.value = (f"<small>{t.refits.fitted - before} fits refitted, the rest from the cache; "
                              f"{time.perf_counter() - t0:.2f} s</small>")
