@@ -70,3 +70,17 @@ def test_the_explorer_redraws_each_view_and_a_threshold_moves_classes(tmp_path, 
     bag = scaling.fit_power_law(rows.loc[rows["class_name"] == "Bag", "size"], rows.loc[rows["class_name"] == "Bag", "loss"], D_I,
                                 n_boot=0, detect_bend=False)
     assert mine["k"] == bag["k"]
+
+
+def test_the_curves_explorer_refits_the_whole_study_on_the_chosen_range(tmp_path):
+    at = StudyFiles(tmp_path / "study")
+    metrics = metrics_table()
+    write_parquet(metrics, at.train_metrics)
+    explorer = explore.curves_explorer(at.root)
+    assert "real: k = " in explorer.facts.value and "cfgA: k = " in explorer.facts.value
+    explorer.sizes.index = (1, 3)
+    explorer.metric.value = "error"
+    rows = metrics[(metrics["source"] == "real") & (metrics["eval_set"] == "val") & (metrics["class_index"] == -1)
+                   & metrics["size"].between(200, 800)]
+    fit = scaling.fit_power_law(rows["size"], 1 - rows["top1"], D_I, n_boot=0, detect_bend=False)
+    assert f"real: k = {fit['k']:.4f} [{fit['k_lo']:.4f}, {fit['k_hi']:.4f}]" in explorer.facts.value

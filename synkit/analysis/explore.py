@@ -276,3 +276,63 @@ def per_class_explorer(study_dir: str | Path, classes: list[str] | None = None):
     explorer = PerClassExplorer(study_dir, classes)
     explorer.redraw()
     return explorer
+
+
+class CurvesExplorer:
+    """05's widget explorer: sources, eval set, metric and size range; the whole-study curves with their fitted lines,
+    and k with its interval per source, refitted on every change."""
+
+    def __init__(self, study_dir: str | Path):
+        import ipywidgets as w
+
+        self.tables = t = StudyTables(study_dir)
+        sources = sorted(t.refits.overall["source"].unique(), key=lambda s: (s != "real", s))
+        sizes = t.refits.sizes
+        self.sources = w.SelectMultiple(options=[(t.label(s), s) for s in sources], value=tuple(sources[:3]), description="sources")
+        self.eval_set = w.Dropdown(options=sorted(t.refits.overall["eval_set"].unique()), value="val", description="eval set")
+        self.metric = w.ToggleButtons(options=list(METRICS), value="loss", description="metric")
+        self.sizes = w.SelectionRangeSlider(options=sizes, index=(0, len(sizes) - 1), description="sizes", continuous_update=False)
+        self.status, self.facts, self.curves = w.HTML(), w.HTML(), w.Output()
+        self.controls = [self.sources, self.eval_set, self.metric, self.sizes]
+        for control in self.controls:
+            control.observe(lambda _: self.redraw(), names="value")
+        self.widget = w.VBox([w.HBox([w.VBox(self.controls[:2]), w.VBox(self.controls[2:])]), self.status, self.facts, self.curves])
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+    def redraw(self) -> None:
+        import time
+
+        from IPython.display import display
+
+        t0, before, t = time.perf_counter(), self.tables.refits.fitted, self.tables
+        c = {"eval_set": self.eval_set.value, "metric": self.metric.value, "size_range": tuple(self.sizes.value)}
+        fits = [t.refits.study_fit(s, **c) for s in self.sources.value]
+        fits = pd.concat([f for f in fits if len(f)], ignore_index=True) if any(len(f) for f in fits) else pd.DataFrame()
+        rows = t.refits.overall
+        rows = rows[rows["source"].isin(self.sources.value) & (rows["eval_set"] == c["eval_set"]) & rows["size"].between(*c["size_range"])]
+        points = rows.assign(metric=c["metric"], value=scaling.metric_values(rows, c["metric"]))
+        good = fits[fits["k"].notna()] if len(fits) and "k" in fits else pd.DataFrame()
+        curves = scaling.fit_curves(good[["source", "eval_set", "metric", *scaling.FIT_COLUMNS]], t.refits.d_i) if len(good) \
+            else pd.DataFrame(columns=["source", "eval_set", "metric", "size", "fit", "lo", "hi"])
+        label = {"source": lambda f: [t.label(s) for s in f["source"]]}
+        self.facts.value = "".join(
+            f"<div data-source='{html.escape(r.source)}'>{html.escape(t.label(r.source))}: k = "
+            + (f"{r.k:.4f} [{r.k_lo:.4f}, {r.k_hi:.4f}]" if pd.notna(r.k) else f"n/a ({html.escape(str(r.error)[:80])})") + "</div>"
+            for r in fits.itertuples()) if len(fits) else "<div>no fit: pick a source</div>"
+        self.curves.clear_output(wait=True)
+        with self.curves:
+            display(charts.scaling_curves(points.assign(**label), curves.assign(**label) if len(curves) else curves,
+                                          title=f"{c['metric']} on {c['eval_set']}, sizes {c['size_range'][0]}-{c['size_range'][1]}"))
+        self.status.value = f"<small>{t.refits.fitted - before} fits refitted, the rest from the cache; {time.perf_counter() - t0:.2f} s</small>"
+
+
+def curves_explorer(study_dir: str | Path):
+    """05's widget explorer over a finished study, drawn once; returns it (display it, or leave it last in a cell)."""
+    print(LIVE_ONLY)
+    explorer = CurvesExplorer(study_dir)
+    explorer.redraw()
+    return explorer
