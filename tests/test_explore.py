@@ -84,3 +84,11 @@ def test_the_curves_explorer_refits_the_whole_study_on_the_chosen_range(tmp_path
                    & metrics["size"].between(200, 800)]
     fit = scaling.fit_power_law(rows["size"], 1 - rows["top1"], D_I, n_boot=0, detect_bend=False)
     assert f"real: k = {fit['k']:.4f} [{fit['k_lo']:.4f}, {fit['k_hi']:.4f}]" in explorer.facts.value
+
+
+def test_under_synkit_run_the_explorers_only_say_they_need_a_live_kernel(tmp_path, monkeypatch, capsys):
+    from synkit.core import progress
+
+    monkeypatch.setenv(progress.ENV, "5/8 06_per_class")
+    assert explore.per_class_explorer(tmp_path / "no study") is None and explore.curves_explorer(tmp_path / "no study") is None
+    assert capsys.readouterr().out.count("live kernel") == 2

@@ -270,9 +270,20 @@ class PerClassExplorer:
                     display(grid)
 
 
+def batch() -> bool:
+    """Whether this kernel runs a notebook for ``synkit run`` (an executed copy, no frontend): widgets are not built
+    there (their messages to a client that draws nothing once left ``synkit run`` waiting on a finished cell)."""
+    from synkit.core import progress
+
+    return progress.reporting()
+
+
 def per_class_explorer(study_dir: str | Path, classes: list[str] | None = None):
-    """06's widget explorer over a finished study, drawn once; returns its widget (display it, or leave it last in a cell)."""
+    """06's widget explorer over a finished study, drawn once; returns its widget (display it, or leave it last in a
+    cell). Under ``synkit run`` only the line that says widgets need a live kernel."""
     print(LIVE_ONLY)
+    if batch():
+        return None
     explorer = PerClassExplorer(study_dir, classes)
     explorer.redraw()
     return explorer
@@ -331,8 +342,11 @@ class CurvesExplorer:
 
 
 def curves_explorer(study_dir: str | Path):
-    """05's widget explorer over a finished study, drawn once; returns it (display it, or leave it last in a cell)."""
+    """05's widget explorer over a finished study, drawn once; returns it (display it, or leave it last in a cell).
+    Under ``synkit run`` only the line that says widgets need a live kernel."""
     print(LIVE_ONLY)
+    if batch():
+        return None
     explorer = CurvesExplorer(study_dir)
     explorer.redraw()
     return explorer
