@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from synkit.analysis import explore, scaling
 from synkit.core.files import write_json, write_parquet
@@ -92,3 +93,15 @@ def test_under_synkit_run_the_explorers_only_say_they_need_a_live_kernel(tmp_pat
     monkeypatch.setenv(progress.ENV, "5/8 06_per_class")
     assert explore.per_class_explorer(tmp_path / "no study") is None and explore.curves_explorer(tmp_path / "no study") is None
     assert capsys.readouterr().out.count("live kernel") == 2
+
+
+def test_the_world_comes_from_the_parameters_else_from_04s_record_else_a_clear_refusal(tmp_path, fashion):
+    at = StudyFiles(tmp_path / "study")
+    write_parquet(metrics_table(), at.train_metrics)
+    tables = explore.StudyTables(at.root)
+    with pytest.raises(FileNotFoundError, match="names no world: .*run 04_train"):
+        tables.world()
+    write_json({"d_i": D_I, "world": "fashion", "real_size": 2_000, "web_size": 20_000}, at.d_i)
+    assert len(tables.world().split("real")) == 2_000  # 04's record, not the fashion defaults (10,000)
+    write_json({"notebooks": {"06_per_class": {"world": "fashion", "real_size": 3_000, "web_size": 20_000}}}, at.parameters)
+    assert len(tables.world().split("real")) == 3_000  # the parameters synkit run gave 06 come first

@@ -90,6 +90,9 @@ def test_fit_table_curves_residuals_and_ranking():
         scaling.fit_table(metrics[metrics["size"] <= 1250], 10_000)
     recorded = scaling.fit_table(metrics[metrics["size"] <= 1250], 10_000, errors="record")
     assert recorded["error"].str.contains("at least 3").all()
+    perfect = metrics.assign(top1=np.where(metrics["size"] == 2500, 1.0, metrics["top1"]))  # error 0 at one size
+    with pytest.raises(ValueError, match=r"eval_set=sketch: error 0.0 at size 2500 is not a positive"):
+        scaling.fit_table(perfect, 10_000, metric="error")
 
 
 def test_points_that_share_a_size_count_once():

@@ -108,11 +108,18 @@ class StudyTables:
         return sorted(s for s in self.refits.classes["source"].unique() if s != "real")
 
     def world(self):
-        """The study's world, from the parameters ``synkit run`` gave 06 (the fashion world's defaults without them)."""
+        """The study's world: from the parameters ``synkit run`` gave 06, else from what 04 recorded beside D_I
+        (a study whose notebooks ran one by one); a study with neither is refused."""
         from synkit.data.worlds import WorldSettings
 
         params = json.loads(self.at.parameters.read_text()) if self.at.parameters.exists() else {}
-        return WorldSettings.of(params.get("notebooks", {}).get("06_per_class", {})).load()
+        settings = params.get("notebooks", {}).get("06_per_class")
+        if settings is None and self.at.d_i.exists():
+            settings = json.loads(self.at.d_i.read_text())
+        if settings is None or "world" not in settings:
+            raise FileNotFoundError(f"{self.at.root} names no world: neither {self.at.parameters.name} nor {self.at.d_i} says which; "
+                                    "run 04_train for this study first (or `synkit run` it)")
+        return WorldSettings.of(settings).load()
 
 
 def scatter_chart(table: pd.DataFrame, label: str) -> alt.Chart:
@@ -150,7 +157,7 @@ def curves_chart(tables: StudyTables, classes: list[str], sources: list[str], ev
                                  title=f"{metric} on {eval_set}, sizes {size_range[0]}-{size_range[1]}")
 
 
-def image_strip(tables: StudyTables, images, source: str, class_index: int, class_name: str, per_row: int = 6):
+def image_strip(tables: StudyTables, images, source: str, class_index: int, per_row: int = 6):
     """Real images of a class beside the generated ones at every CFG scale of the source's prompt set (and generator)."""
     configs = tables.configs
     row = configs[configs["config"] == source]
@@ -169,7 +176,7 @@ def image_strip(tables: StudyTables, images, source: str, class_index: int, clas
     stacked = np.concatenate([imgs for _, imgs in rows])
     labels = np.concatenate([np.full(len(imgs), i) for i, (_, imgs) in enumerate(rows)])
     scale = max(1, 84 // stacked.shape[1])
-    return charts.image_grid(stacked, labels, [f"{name}" for name, _ in rows], per_row, scale=scale), class_name
+    return charts.image_grid(stacked, labels, [name for name, _ in rows], per_row, scale=scale)
 
 
 def facts_html(table: pd.DataFrame, classes: list[str], source: str, compare: str, label) -> str:
@@ -265,7 +272,7 @@ class PerClassExplorer:
         with self.strip:
             for name in list(self.classes.value)[:4]:
                 if name in index:
-                    grid, _ = image_strip(self.tables, self._images, self.source.value, int(index[name]), name)
+                    grid = image_strip(self.tables, self._images, self.source.value, int(index[name]))
                     print(name)
                     display(grid)
 

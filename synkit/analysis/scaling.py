@@ -177,11 +177,13 @@ def curvature(sizes, values) -> dict:
 
 def fit_power_law(
     sizes, values, d_i: float, alpha: float = 0.05, n_boot: int = 1000, seed: int = 0, detect_bend: bool = True,
+    what: str = "loss",
 ) -> dict:
     """Fit log L = -k (log D - log D_I) + log L_{D_I} on the size means (module docstring); return
     k, -log L_{D_I}, their analytic and bootstrap (1 - alpha) intervals, R^2, the bend (if any),
-    the straightness tests and what is needed to draw the line."""
-    d, v = _check(sizes, values, "loss")
+    the straightness tests and what is needed to draw the line. ``what`` names the values in errors
+    (loss, error, ...)."""
+    d, v = _check(sizes, values, what)
     if not d_i > 0:
         raise ValueError(f"D_I={d_i!r} is invalid; it must be the positive size of the real training set.")
     bend = find_bend(d, v, alpha) if detect_bend else {"bend_size": None, "p": None}
@@ -252,7 +254,7 @@ def fit_table(metrics: pd.DataFrame, d_i: float, metric: str = "loss", by=("sour
         key = key if isinstance(key, tuple) else (key,)
         head = dict(zip(by, key), metric=metric)
         try:
-            fit = fit_power_law(group["size"], group["_value"], d_i, alpha, n_boot, seed, detect_bend)
+            fit = fit_power_law(group["size"], group["_value"], d_i, alpha, n_boot, seed, detect_bend, what=metric)
             if "seed" in group:
                 kept = group[group["size"] <= fit["fit_max_size"]]
                 ks = seed_slopes(kept["size"], kept["_value"], kept["seed"])
