@@ -311,6 +311,21 @@ def test_launch_names_the_failure_with_its_last_lines(tmp_path):
         runs.launch_command("synkit.classify.ladder", ["job.json"], 1)
 
 
+def test_job_modules_read_their_job_file_and_say_their_usage(tmp_path, capsys):
+    from synkit.classify import ladder
+    from synkit.generate import render
+
+    assert ladder.main([]) == 2 and render.main([]) == 2
+    err = capsys.readouterr().err
+    assert "python -m synkit.classify.ladder JOB.json\n" in err and "python -m synkit.generate.render JOB.json [JOB.json ...]" in err
+    (tmp_path / "job.json").write_text('{"a": 1, "b": [2]}')
+    seen = []
+    assert runs.job_main("m", dict, seen.append, [str(tmp_path / "job.json")]) == 0 and seen == [{"a": 1, "b": [2]}]
+    pairs = runs.TensorPairs(torch.arange(5), torch.arange(2) * 10)  # the second repeats (a CLIP bank's shared captions)
+    first, second = pairs.__getitems__([0, 3, 4])
+    assert len(pairs) == 5 and first.tolist() == [0, 3, 4] and second.tolist() == [0, 10, 0]
+
+
 def test_a_users_accelerate_defaults_do_not_leak_into_runs(tmp_path):
     """ACCELERATE_MIXED_PRECISION / ACCELERATE_DYNAMO_BACKEND (what `accelerate config` and its launcher
     set) do not change synkit's accelerator; launches pin both off."""

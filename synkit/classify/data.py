@@ -86,23 +86,6 @@ def to_tensor(images: np.ndarray, mean: float = TO_TENSOR_MEAN, std: float = TO_
     return images_to_tensor(images, 255.0, mean, std)
 
 
-class BatchData(torch.utils.data.Dataset):
-    """In-memory images fetched a whole batch at a time (DataLoader calls ``__getitems__``)."""
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
-        self.images, self.labels = images, labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        return self.images[i], self.labels[i]
-
-    def __getitems__(self, idx: list[int]):
-        idx = torch.as_tensor(idx)
-        return self.images[idx], self.labels[idx]
-
-
 def augment(x: torch.Tensor, step: int, seed: int) -> torch.Tensor:
     """Random horizontal flips per image and one shift of up to 2 pixels per batch, seeded by step."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + step)

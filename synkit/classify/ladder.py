@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -268,13 +267,7 @@ def run_ladder(job: TrainJob, progress: bool = True, accelerator=None, workers: 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m synkit.classify.ladder job.json`` (also under ``accelerate launch``)."""
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m synkit.classify.ladder JOB.json", file=sys.stderr)
-        return 2
-    job = TrainJob(**json.loads(Path(argv[0]).read_text()))
-    run_ladder(job)
-    return 0
+    return runs.job_main("synkit.classify.ladder", TrainJob, run_ladder, argv)
 
 
 if __name__ == "__main__":

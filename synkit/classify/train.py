@@ -47,7 +47,7 @@ from synkit.core import precision
 from synkit.engine import loop, runs
 from synkit.core.files import atomic
 from synkit.core.layout import CHECKPOINT, MODEL
-from synkit.classify.data import TO_TENSOR_MEAN, TO_TENSOR_STD, BatchData, augment, to_tensor
+from synkit.classify.data import TO_TENSOR_MEAN, TO_TENSOR_STD, augment, to_tensor
 
 
 @dataclass(frozen=True)
@@ -231,7 +231,7 @@ def evaluate(model, eval_sets: dict[str, tuple[torch.Tensor, torch.Tensor]], cla
 
 
 def _data_and_model(images, labels, config: TrainConfig, n_classes: int):
-    """A run's data (file-backed: the Dataset itself, with timm's transforms; in memory: a BatchData of standardized
+    """A run's data (file-backed: the Dataset itself, with timm's transforms; in memory: a TensorPairs of standardized
     tensors) and its model, seeded by the config; channels_last for in-memory data only (1.6x faster here; with timm's
     transforms on file-backed batches of a few images a oneDNN kernel corrupted the heap on this CPU)."""
     torch.manual_seed(config.seed)
@@ -241,7 +241,7 @@ def _data_and_model(images, labels, config: TrainConfig, n_classes: int):
         data, in_chans = images, 3
     else:
         x, y = to_tensor(images), torch.as_tensor(np.asarray(labels), dtype=torch.long)
-        data, in_chans = BatchData(x, y), x.shape[1]
+        data, in_chans = runs.TensorPairs(x, y), x.shape[1]  # images and labels, a batch at a time
     model = create_model(config, n_classes, in_chans=in_chans)
     if config.channels_last and not files:
         model = model.to(memory_format=torch.channels_last)

@@ -157,17 +157,3 @@ class ClipBatches(runs.StepBatches):
         if self.setup == "mixed":
             return idx + self.n * synth[idx].long()
         return idx
-
-
-class ClipData(torch.utils.data.Dataset):
-    """Images of the bank and the tokens of their captions (bank index mod n), a batch at a time."""
-
-    def __init__(self, bank: torch.Tensor, tokens: torch.Tensor):
-        self.bank, self.tokens = bank, tokens
-
-    def __len__(self) -> int:
-        return len(self.bank)
-
-    def __getitems__(self, idx):
-        idx = torch.as_tensor(idx)
-        return self.bank[idx], self.tokens[idx % len(self.tokens)]

@@ -329,14 +329,7 @@ def exact_names_captions(job: ClipJob, world, n: int) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m synkit.clip.ladder job.json`` (also under ``accelerate launch``)."""
-    import sys
-
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m synkit.clip.ladder JOB.json", file=sys.stderr)
-        return 2
-    run_job(ClipJob(**json.loads(Path(argv[0]).read_text())))
-    return 0
+    return runs.job_main("synkit.clip.ladder", ClipJob, run_job, argv)
 
 
 if __name__ == "__main__":

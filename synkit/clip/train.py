@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from synkit.clip.data import ClipBatches, ClipData
+from synkit.clip.data import ClipBatches
 from synkit.core import precision
 from synkit.core.files import atomic
 from synkit.core.layout import CHECKPOINT, MODEL
@@ -83,7 +83,7 @@ def _prepared(model, optimizer, accelerator, bank, tokens, stream, setup: str, n
     processes = accelerator.num_processes
     if stream is None:
         sampler = ClipBatches(n, batch, steps, config.seed, setup, start, processes)
-        loader = torch.utils.data.DataLoader(ClipData(bank, tokens), batch_sampler=sampler, collate_fn=runs.whole_batch)
+        loader = torch.utils.data.DataLoader(runs.TensorPairs(bank, tokens), batch_sampler=sampler, collate_fn=runs.whole_batch)
         return accelerator.prepare(model, optimizer, loader)
     from synkit.clip.stream import CaptionStream
 

@@ -72,6 +72,25 @@ def whole_batch(batch):
     return batch
 
 
+class TensorPairs(torch.utils.data.Dataset):
+    """Two in-memory tensors fetched a whole batch at a time (DataLoader calls ``__getitems__``, collate with
+    ``whole_batch``): item i is ``(first[i], second[i % len(second)])``, so ``second`` may be shorter and repeat
+    (a CLIP bank of real then synthetic images shares one set of caption tokens)."""
+
+    def __init__(self, first: torch.Tensor, second: torch.Tensor):
+        self.first, self.second = first, second
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+    def __getitem__(self, i):
+        return self.first[i], self.second[i % len(self.second)]
+
+    def __getitems__(self, idx):
+        idx = torch.as_tensor(idx)
+        return self.first[idx], self.second[idx % len(self.second)]
+
+
 def make_accelerator():
     """One Accelerator per process (its state is a process-wide singleton, so mixed precision is
     not set here but by ``autocast`` per run, from the run's config). Mixed precision and dynamo
@@ -275,6 +294,25 @@ def gather(accelerator, part, *arrays):
             full[start::step] = a[k]
         out.append(full)
     return tuple(out)
+
+
+def job_files(module: str, argv: list[str] | None = None, many: bool = False) -> list[Path] | None:
+    """The JOB.json argument(s) of ``python -m module`` (``sys.argv`` when ``argv`` is None; one, or one or more when
+    ``many``), or None after printing the usage (the caller exits with 2)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 1 or (many and argv):
+        return [Path(a) for a in argv]
+    print(f"usage: [accelerate launch ...] python -m {module} JOB.json{' [JOB.json ...]' if many else ''}", file=sys.stderr)
+    return None
+
+
+def job_main(module: str, job_type, run, argv: list[str] | None = None) -> int:
+    """A job module's entry point: ``run(job_type(**JOB.json))``; 0, or 2 after the usage when the arguments are wrong."""
+    paths = job_files(module, argv)
+    if paths is None:
+        return 2
+    run(job_type(**json.loads(paths[0].read_text())))
+    return 0
 
 
 def launch_command(module: str, args: list[str], num_processes: int) -> list[str]:

@@ -54,6 +54,7 @@ from synkit.core.progress import tqdm
 
 from synkit.core.files import atomic, write_json, write_parquet
 from synkit.core.layout import INFO, MANIFEST, SHARD_CONFIG, SIZES
+from synkit.engine import runs
 from synkit.t2i.text import encode_texts, select_rows, text_inputs, traits
 from synkit.data.shards import ShardError, sha256, shard_path
 from synkit.generate.plan import GenJob, generator_id, plan_captions, plan_images
@@ -442,9 +443,8 @@ def write_manifest(job: GenJob, plan: pd.DataFrame, n_shards: int) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m synkit.generate.render JOB.json [JOB.json ...]``, also under ``accelerate launch``."""
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv:
-        print("usage: [accelerate launch ...] python -m synkit.generate.render JOB.json [...]", file=sys.stderr)
+    paths = runs.job_files("synkit.generate.render", argv, many=True)
+    if paths is None:
         return 2
     import torch
     from accelerate import PartialState
@@ -452,8 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     # On machines without CUDA, processes started by `accelerate launch` form a gloo (CPU) group.
     state = PartialState(cpu=not torch.cuda.is_available())
     pipe, loaded = None, None
-    for path in argv:
-        job = GenJob(**json.loads(Path(path).read_text()))
+    for path in paths:
+        job = GenJob(**json.loads(path.read_text()))
         if loaded != (job.generator, job.dtype, job.scheduler):
             pipe = load_pipeline(job.generator, job.dtype, device=str(state.device), scheduler=job.scheduler)
             loaded = (job.generator, job.dtype, job.scheduler)
