@@ -148,12 +148,12 @@ def test_the_reference_classifier_learns_a_separable_task_and_a_frozen_one_does_
     assert reference_val_top1(tmp_path, "frozen") < 0.5
 
 
-def family_losses(name: str, folder) -> dict[str, tuple[float, float]]:
-    """Each training stage of a tiny embedded family (40 steps on the fashion web split): (mean loss of its first 5
-    steps, of its last 5)."""
+def family_losses(name: str, folder, world: dict | None = None) -> dict[str, tuple[float, float]]:
+    """Each training stage of a tiny embedded family (40 steps on the fashion web split, or on ``world``): (mean loss
+    of its first 5 steps, of its last 5)."""
     from synkit.t2i import latent, pixel, tokens
 
-    common = {"web_size": 64, "real_size": 16, "batch_size": 16, "warmup_steps": 4, "caption_mix": (1, 0, 0, 0, 1)}
+    common = {"web_size": 64, "real_size": 16, "batch_size": 16, "warmup_steps": 4, "caption_mix": (1, 0, 0, 0, 1), **(world or {})}
     config, train = {
         "embedded": (latent.T2IConfig(vae_channels=(8, 16, 16), vae_steps=40, vae_batch_size=16, unet_channels=(8, 16, 16),
                                       unet_steps=40, **common), latent.train_t2i),
@@ -172,13 +172,27 @@ def family_losses(name: str, folder) -> dict[str, tuple[float, float]]:
 FALLS_TO = {"vae": 0.5, "unet": 0.85, "pixel": 0.5, "tokens-vq": 0.5, "tokens": 0.9}
 
 
-@pytest.mark.parametrize("name", ["embedded", "embedded-pixel", "embedded-tokens"])
-def test_each_embedded_family_learns_and_a_frozen_one_does_not(name, tmp_path, fashion, monkeypatch):
-    learned = family_losses(name, tmp_path / "learns")
+def learns_and_a_frozen_one_does_not(name, tmp_path, monkeypatch, world=None):
+    learned = family_losses(name, tmp_path / "learns", world)
     assert set(learned) <= set(FALLS_TO) and learned
     for stage, (first, last) in learned.items():
         assert last < FALLS_TO[stage] * first, f"{name} {stage}: loss {first:.3f} -> {last:.3f}"
     monkeypatch.setattr(torch.optim.AdamW, "step", lambda self, closure=None: None)
-    frozen = family_losses(name, tmp_path / "frozen")
+    frozen = family_losses(name, tmp_path / "frozen", world)
     for stage, (first, last) in frozen.items():
         assert not last < FALLS_TO[stage] * first, f"{name} {stage} learned with no optimizer step: {first:.3f} -> {last:.3f}"
+
+
+@pytest.mark.parametrize("name", ["embedded", "embedded-pixel", "embedded-tokens"])
+def test_each_embedded_family_learns_and_a_frozen_one_does_not(name, tmp_path, fashion, monkeypatch):
+    learns_and_a_frozen_one_does_not(name, tmp_path, monkeypatch)
+
+
+def test_the_latent_family_learns_a_folder_world(tmp_path, monkeypatch):
+    # grayscale digits from a folder (tests/digits.py), 8 per class: the folder world's own captions and images (measured:
+    # vae 0.41 -> 0.08, unet 1.18 -> 0.87)
+    from tests.digits import make_digit_world
+
+    root = make_digit_world(tmp_path / "digits", train=8, val=2, ood=0, colour=False)
+    learns_and_a_frozen_one_does_not("embedded", tmp_path, monkeypatch, {"world": "folder", "world_root": str(root)})
+
