@@ -1,8 +1,15 @@
-"""How long the widget explorer's refits take at ImageNet's 1000 classes (synthetic metrics: real and one generated
-source, 6 sizes, 3 seeds): a cold refit of every class, the same choice again (the cache), and a new size range;
-printed as seconds and as ratios against the cold refit, measured in this one process."""
+"""How long the widget explorers take to redraw.
 
+``python benchmarks/explore.py``: the refits at ImageNet's 1000 classes (synthetic metrics: real and one generated
+source, 6 sizes, 3 seeds): a cold refit of every class, the same choice again (the cache), and a new size range.
+``python benchmarks/explore.py outputs/mini``: 06's and 05's explorers opened on a finished study, each control moved
+once as a user would; the kernel's time per redraw (refits, charts, image strip; the browser's drawing comes on top).
+Printed as seconds and as ratios against the first draw, measured in this one process."""
+
+import contextlib
+import io
 import math
+import sys
 import time
 
 import numpy as np
@@ -27,7 +34,38 @@ def metrics() -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True)
 
 
+def study(folder: str) -> None:
+    timings = {}
+
+    def timed(name, change):
+        t0 = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):  # the views print their reprs outside a notebook
+            result = change()
+        timings[name] = time.perf_counter() - t0
+        return result
+
+    per_class = timed("06 explorer: first draw (every class of every source fitted)", lambda: explore.per_class_explorer(folder))
+    sizes = per_class.sizes.options
+    names = per_class.classes.allowed_tags
+    for name, change in [
+        ("06: size range without the smallest size", lambda: setattr(per_class.sizes, "index", (1, len(sizes) - 1))),
+        ("06: metric error", lambda: setattr(per_class.metric, "value", "error")),
+        ("06: another class", lambda: setattr(per_class.classes, "value", [names[-1]])),
+        ("06: k quantile 0.3", lambda: setattr(per_class.steep, "value", 0.3)),
+        ("06: back to the first size range (cached)", lambda: setattr(per_class.sizes, "index", (0, len(sizes) - 1))),
+    ]:
+        timed(name, change)
+    curves = timed("05 explorer: first draw", lambda: explore.curves_explorer(folder))
+    timed("05: size range without the smallest size", lambda: setattr(curves.sizes, "index", (1, len(curves.sizes.options) - 1)))
+    timed("05: metric error", lambda: setattr(curves.metric, "value", "error"))
+    first = next(iter(timings.values()))
+    for name, seconds in timings.items():
+        print(f"{name}: {seconds:.2f} s ({seconds / first:.2f}x the first draw)")
+
+
 def main() -> None:
+    if len(sys.argv) > 1:
+        return study(sys.argv[1])
     refits = explore.Refits(metrics(), D_I)
     timings = {}
     for name, size_range in (("cold refit, 2 sources x 1000 classes", (SIZES[0], SIZES[-1])), ("same choice again (cache)", (SIZES[0], SIZES[-1])),
