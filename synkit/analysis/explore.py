@@ -14,7 +14,6 @@ saying so, and the kernel-free explorer (``per_class.dashboard``, a Vega-Lite ch
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
 import altair as alt
@@ -108,18 +107,10 @@ class StudyTables:
         return sorted(s for s in self.refits.classes["source"].unique() if s != "real")
 
     def world(self):
-        """The study's world: from the parameters ``synkit run`` gave 06, else from what 04 recorded beside D_I
-        (a study whose notebooks ran one by one); a study with neither is refused."""
-        from synkit.data.worlds import WorldSettings
+        """The study's world (``world_card.study_world``: its parameters, else 04's record beside D_I)."""
+        from synkit.analysis.world_card import study_world
 
-        params = json.loads(self.at.parameters.read_text()) if self.at.parameters.exists() else {}
-        settings = params.get("notebooks", {}).get("06_per_class")
-        if settings is None and self.at.d_i.exists():
-            settings = json.loads(self.at.d_i.read_text())
-        if settings is None or "world" not in settings:
-            raise FileNotFoundError(f"{self.at.root} names no world: neither {self.at.parameters.name} nor {self.at.d_i} says which; "
-                                    "run 04_train for this study first (or `synkit run` it)")
-        return WorldSettings.of(settings).load()
+        return study_world(self.at.root)
 
 
 def scatter_chart(table: pd.DataFrame, label: str) -> alt.Chart:

@@ -83,6 +83,22 @@ def stages(study_dir: str | Path, params: dict | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["notebook", "state"])
 
 
+def card_section(study_dir: Path) -> str:
+    """The world card at the top of the report (``synkit.analysis.world_card``): which of the paper's mechanisms this world
+    has, measured, so a verdict about the world is not read as one about the paper."""
+    from synkit.analysis.world_card import world_card
+
+    table, splits = world_card(study_dir)
+    if table.empty:
+        return f"<h2>World card</h2><p><i>not available: {html.escape(splits)}</i></p>"
+    absent = table.loc[table["present"] == "no", "mechanism"].tolist()
+    head = (f"<p>{html.escape(splits)}.</p><p>The paper explains its results by mechanisms of its setting; a row below says whether "
+            "this world has each (rules: <code>synkit/analysis/world_card.py</code>). "
+            + (f"<b>Absent here: {html.escape(', '.join(absent))}</b>: findings that rest on them describe this world, not the paper."
+               if absent else "Every mechanism checked is present.") + "</p>")
+    return f'<h2>World card</h2>{head}{_table(table)}'
+
+
 def gates_section(table: pd.DataFrame) -> str:
     """The gates at the top of the report: what failed first, with the parameter that would fix it."""
     failed = table[table["state"] == "FAILED"]
@@ -188,6 +204,7 @@ figure {{ display: inline-block; margin: 6px; }} .chart {{ margin: 0.5em 0; }}
 </style></head><body>
 <h1>synkit report: study <code>{html.escape(d.name)}</code></h1>
 <p>Everything here is read from the files under <code>{html.escape(str(d))}</code>; the verdicts describe this run, not the paper.</p>
+{card_section(d)}
 {gate_html}
 <h2>Stages</h2>{stage_html}{_table(stage)}
 <h2>Findings</h2>

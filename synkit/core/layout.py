@@ -101,6 +101,7 @@ class StudyFiles:
 
     findings = _At("report", "findings.parquet")
     gates = _At("report", "gates.parquet")
+    world_card = _At("report", "world_card.parquet")
 
     def __init__(self, root: str | Path):
         self.root = Path(root)

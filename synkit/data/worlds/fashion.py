@@ -147,6 +147,10 @@ class FashionWorld:
     web_captions = True  # its web split has alt-text captions of its own (the CLIP exact-names control rewrites them)
     image_format = (28, "L", "center_crop")  # generated images as stored: side, mode, how they reach it
     renamed: dict = {}  # its ten names are distinct
+    web_styles: dict = {}  # style -> share of the web split in a style the real split lacks (the world card): none here
+    split_notes = {"web": "Fashion-MNIST training images with offline attribute captions: the embedded generator's corpus",
+                   "real": "Fashion-MNIST training images, disjoint from web: D_I", "val": "Fashion-MNIST's test images",
+                   "sketch": "val as Sobel edge drawings", "silhouette": "val as thresholded shapes"}
 
     def __init__(self, root: str | Path | None = None, web_size: int = 50_000, real_size: int = 10_000, split_seed: int = 0):
         for key, value in (("web_size", web_size), ("real_size", real_size)):

@@ -40,6 +40,8 @@ class FolderWorld:
     coarse_task = False
     web_captions = False
     renamed: dict = {}  # a name given twice is refused (classes), not renamed
+    web_styles: dict = {}  # no web corpus of its own: the embedded generator learns from real (the world card)
+    split_notes = {"real": "the train/ folders: D_I, and the embedded generator's corpus", "val": "the val/ folders"}
 
     def __init__(self, root: str | Path, class_map: str | Path | None = None, image_size: int | None = None):
         self.root = Path(root)

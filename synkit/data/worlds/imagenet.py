@@ -26,6 +26,7 @@ class ImageNetWorld:
     web_captions = False
     image_format = (256, "RGB", "resize")  # generated images as stored: the paper's 256 px
     renamed: dict = {}  # class index -> (list name, the name used): filled when ``classes`` is read
+    split_notes = {"real": "ImageNet's training images from your folder: D_I", "val": "ImageNet's validation images"}
 
     def __init__(self, root: str | Path | None = None, ood_roots: dict | None = None):
         self.root = Path(root) if root else None
