@@ -79,15 +79,23 @@ def poor_classes(study: Study, add) -> None:
 
 @finding(90)
 def recognizability_explains(study: Study, add) -> None:
-    """9a/9b: across the classes of the per-class setting, Spearman's rho of recognizability with performance at D_I (-log L)
-    and with k, by a permutation test (10 classes are too few for a percentile bootstrap)."""
+    """9a/9b/9c: across the classes of the per-class setting, Spearman's rho of recognizability with performance at D_I
+    (-log L), with k, and with the synthetic - real gap at D_I (-log L on synthetic minus on real: the class's difficulty
+    on real data taken out; the concept-failure mechanism), by a permutation test (10 classes are too few for a
+    percentile bootstrap)."""
     pick, part = per_class_source(study)
     if pick is None or "recognizability" not in part or part["recognizability"].isna().all():
-        for letter in "ab":
+        for letter in "abc":
             add(f"9{letter}", "Classes the model draws poorly train poorly (abstract, Sec. 4.6)", PER_CLASS, "no per-class table",
                 "needs 03_quality and 06_per_class", UNMEASURED)
         return
-    for letter, col, what in (("a", "neg_log_l_di", "performance at D_I (-log L)"), ("b", "k", "k")):
+    part = part.assign(gap_di=part["neg_log_l_di"] - part["real_neg_log_l_di"]) if "real_neg_log_l_di" in part else part
+    for letter, col, what in (("a", "neg_log_l_di", "performance at D_I (-log L)"), ("b", "k", "k"),
+                              ("c", "gap_di", "the synthetic - real gap at D_I (concept failure, the class's difficulty on real taken out)")):
+        if col not in part:
+            add(f"9{letter}", f"Classes the model draws poorly train poorly: per-class recognizability vs {what} (Sec. 4.6)", PER_CLASS,
+                "no per-class real fits", "needs real on 04_train's ladder", UNMEASURED)
+            continue
         t = permutation(part["recognizability"].to_numpy(float), part[col].to_numpy(float), "spearman")
         add(f"9{letter}", f"Classes the model draws poorly train poorly: per-class recognizability vs {what} (abstract, Sec. 4.6)",
             "Poor classes are those the model fails to render; " + PER_CLASS,
