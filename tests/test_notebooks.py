@@ -204,6 +204,11 @@ def test_report_lists_every_finding(smoke):
     assert "Findings" in page and "window.vegaEmbed" in page and "cdn.jsdelivr" not in page
     assert ">None<" not in page and "why (test)" in page
     assert "<td>writing this page</td>" in page and "<td>running</td>" not in page  # 08 writes the page while it runs
+    # the world card opens the page: the fashion world's CLIP pairs are its generator's own web images, found by content
+    card = pd.read_parquet(folder / "report" / "world_card.parquet").set_index("mechanism")
+    assert rec["world_card"] == card["present"].to_dict() and len(card) == 6
+    assert card.loc["CLIP pairs apart from the generator's data", "this world"].startswith("256 of CLIP's 256 real pair images")
+    assert page.index("<h2>World card</h2>") < page.index("<h2>Gates")
 
 
 def test_report_renders_in_headless_chromium(smoke):
