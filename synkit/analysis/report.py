@@ -83,12 +83,12 @@ def stages(study_dir: str | Path, params: dict | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["notebook", "state"])
 
 
-def card_section(study_dir: Path) -> str:
-    """The world card at the top of the report (``synkit.analysis.world_card``): which of the paper's mechanisms this world
-    has, measured, so a verdict about the world is not read as one about the paper."""
+def card_section(study_dir: Path, card: tuple[pd.DataFrame, str] | None = None) -> str:
+    """The world card at the top of the report (``synkit.analysis.world_card``, or ``card`` as it returned it): which of
+    the paper's mechanisms this world has, measured, so a verdict about the world is not read as one about the paper."""
     from synkit.analysis.world_card import world_card
 
-    table, splits = world_card(study_dir)
+    table, splits = card if card is not None else world_card(study_dir)
     if table.empty:
         return f"<h2>World card</h2><p><i>not available: {html.escape(splits)}</i></p>"
     absent = table.loc[table["present"] == "no", "mechanism"].tolist()
@@ -170,15 +170,17 @@ def _tables(d: Path) -> str:
 <h2>CLIP fits</h2>{_table(clip_fits[["source", "eval_set", "metric", "k", "k_lo", "k_hi", "r2"]] if clip_fits is not None else None)}"""
 
 
-def build(study_dir: str | Path, params: dict | None = None) -> Path:
-    """Write ``report.html`` into ``study_dir`` (via a temporary file and a rename); return its path."""
+def build(study_dir: str | Path, params: dict | None = None, *, found: pd.DataFrame | None = None, gate_table: pd.DataFrame | None = None,
+          card: tuple[pd.DataFrame, str] | None = None) -> Path:
+    """Write ``report.html`` into ``study_dir`` (via a temporary file and a rename); return its path. The findings, the
+    gates and the world card are computed here unless the caller has them already (08 does)."""
     import vl_convert as vlc
 
     from synkit.core.files import write_text
 
     d = Path(study_dir)
-    found = findings(d)
-    gate_html = gates_section(gates(d))
+    found = findings(d) if found is None else found
+    gate_html = gates_section(gates(d) if gate_table is None else gate_table)
     specs, chart_html = _charts(d)
     at = StudyFiles(d)
     grids = at.grids()
@@ -204,7 +206,7 @@ figure {{ display: inline-block; margin: 6px; }} .chart {{ margin: 0.5em 0; }}
 </style></head><body>
 <h1>synkit report: study <code>{html.escape(d.name)}</code></h1>
 <p>Everything here is read from the files under <code>{html.escape(str(d))}</code>; the verdicts describe this run, not the paper.</p>
-{card_section(d)}
+{card_section(d, card)}
 {gate_html}
 <h2>Stages</h2>{stage_html}{_table(stage)}
 <h2>Findings</h2>
