@@ -40,7 +40,10 @@ def test_captions_coarse_task_and_scales(fashion):
     caps = clip_data.web_captions(fashion, 50, seed=1)
     assert caps["caption_id"].is_unique and len(caps) == 50
     assert np.bincount(caps["class_index"], minlength=10).tolist() == [5] * 10
-    assert caps["caption"].str.contains(", ").all()
+    alt = fashion.alt_texts("pairs")  # the pairs' own alt text, and with exact names for the control
+    assert caps["caption"].tolist() == [alt[i] for i in caps["web_index"]]
+    exact = clip_data.web_captions(fashion, 50, seed=1, exact_names=True)
+    assert list(exact["web_index"]) == list(caps["web_index"]) and all(n.lower() in t.lower() for n, t in zip(exact["class_name"], exact["caption"]))
     names, mapping = clip_data.coarse_task(fashion.classes)
     assert names == ["footwear", "clothing", "container"]
     assert [names[m] for m in mapping] == ["clothing"] * 5 + ["footwear", "clothing", "footwear", "container", "footwear"]
@@ -53,7 +56,7 @@ def test_captions_coarse_task_and_scales(fashion):
 
 def test_tiny_clip_trains_on_each_setup(tmp_path, fashion):
     caps = clip_data.web_captions(fashion, 64)
-    web = np.asarray(fashion.split("web").images)
+    web = np.asarray(fashion.split("pairs").images)
     real = web[caps["web_index"].to_numpy()]
     synth = 255 - real
     config = clip_train.ClipConfig(epochs=2, batch_size=16, checkpoint_every=3)
@@ -203,7 +206,7 @@ def test_a_trained_clip_is_saved_for_open_clip_and_gives_its_features(tmp_path, 
     import open_clip
 
     caps = clip_data.web_captions(fashion, 32)
-    real = np.asarray(fashion.split("web").images)[caps["web_index"].to_numpy()]
+    real = np.asarray(fashion.split("pairs").images)[caps["web_index"].to_numpy()]
     bank = torch.cat([clip_data.to_clip_tensor(real), clip_data.to_clip_tensor(255 - real)])
     tokenizer = clip_train.open_clip_tokenizer(clip_train.FASHION_MODEL)
     seen = {}

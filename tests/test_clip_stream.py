@@ -113,7 +113,7 @@ def test_a_streaming_job_trains_saves_and_resumes_after_a_kill(tmp_path, fashion
 
     straight = _caption_study(tmp_path / "straight", fashion, tiny_sd)
     caps = pd.read_parquet(straight / "clip" / "captions.parquet")
-    real = np.asarray(fashion.split("web").images)[caps["web_index"].to_numpy()]
+    real = np.asarray(fashion.split("pairs").images)[caps["web_index"].to_numpy()]
     shards = write_pairs(caps, real, tmp_path / "real_pairs", shard_size=20)
     killed = tmp_path / "killed"
     shutil.copytree(straight, killed)

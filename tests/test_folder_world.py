@@ -17,7 +17,8 @@ import yaml
 from synkit.classify import quality
 
 from synkit.t2i import latent as t2i
-from synkit.data.worlds import fingerprint, in_memory, load_world, t2i_split
+from synkit.data.worlds.folder import FolderWorld
+from synkit.data.worlds import fingerprint, in_memory, load_world, pairs_split, t2i_split
 from tests.conftest import ROOT
 from tests.digits import NAMES, make_digit_world
 
@@ -29,9 +30,10 @@ def digits(tmp_path_factory) -> Path:
 
 def test_small_images_are_held_in_memory(digits, tmp_path):
     world = load_world("folder", str(digits))
-    assert world.memory == (32, "RGB") and in_memory(world) and t2i_split(world) == "real"
-    real = world.split("real")
-    assert real.images.shape == (1000, 32, 32, 3) and real.images.dtype == np.uint8 and sorted(set(real.labels)) == list(range(10))
+    assert world.memory == (32, "RGB") and in_memory(world) and t2i_split(world) == "web" and pairs_split(world) == "real"
+    real, web = world.split("real"), world.split("web")
+    assert real.images.shape == (500, 32, 32, 3) and real.images.dtype == np.uint8 and sorted(set(real.labels)) == list(range(10))
+    assert len(web) == 500 and np.array_equal(np.bincount(web.labels), np.bincount(real.labels))  # half of each class
     assert world.ood_views == ("inverted",) and sorted(c.name for c in world.classes) == sorted(NAMES)
     assert load_world("folder", str(digits), image_size=16).split("val").images.shape == (200, 16, 16, 3)
     with pytest.raises(ValueError, match="image_size=100 is invalid; give a whole number from 8 to 64"):
@@ -44,6 +46,20 @@ def test_small_images_are_held_in_memory(digits, tmp_path):
     assert t2i.cache_key(config) == t2i.cache_key(t2i.T2IConfig(world="folder", world_root=str(moved))) != t2i.cache_key(t2i.T2IConfig())
     ref = quality.ReferenceConfig(world="folder", world_root=str(digits))
     assert quality.reference_key(ref) == quality.reference_key(quality.ReferenceConfig(world="folder", world_root=str(moved)))
+
+
+def test_the_generator_never_learns_from_clips_real_pairs(digits):
+    # a folder world's web share is held out of real, where CLIP's real pairs come from: no image in both, by content
+    from synkit.analysis.world_card import image_hashes
+    from synkit.clip.data import web_captions
+
+    world = load_world("folder", str(digits))
+    captions = web_captions(world, 200, 0)
+    pairs = image_hashes(world.split(pairs_split(world)).images[captions["web_index"].to_numpy()])
+    assert len(set(pairs)) == 200 and not set(pairs) & set(image_hashes(world.split(t2i_split(world)).images))
+    assert not set(world.split("web").ids) & set(world.split("real").ids)
+    with pytest.raises(ValueError, match="web_share=1.0 is invalid"):
+        FolderWorld(digits, web_share=1.0)
 
 
 def test_embedded_model_and_reference_learn_a_colour_folder_world(tmp_path):
@@ -151,7 +167,7 @@ def test_folder_defaults_file_sampler_and_report_stages(tmp_path):
     from tests.conftest import make_image_folder
 
     assert train.config_from({}, "folder").model == "resnet18" and train.config_from({}, "folder").model_kwargs["channels"] == [32, 64, 128, 256]
-    root = make_image_folder(tmp_path / "big", ["cat", "dog"], per_class=3, size=80)  # > 64 px: files
+    root = make_image_folder(tmp_path / "big", ["cat", "dog"], per_class=4, size=80)  # > 64 px: files; half of each class is real
     world = load_world("folder", str(root))
     images = per_class.image_sampler(world, pd.DataFrame(columns=["config", "manifest"]), per_class=2)
     assert images("real", 1).shape == (2, 96, 96, 3)  # read from the files of that class only, squared

@@ -16,17 +16,65 @@ def test_safe_name():
 
 
 def test_fashion_splits_fixed_disjoint_and_sized(fashion):
-    web, real, val = fashion.split("web"), fashion.split("real"), fashion.split("val")
-    assert (len(web), len(real), len(val)) == (20_000, 2_000, 10_000)
-    assert not set(web.ids) & set(real.ids)
+    web, pairs, real, val = (fashion.split(s) for s in ("web", "pairs", "real", "val"))
+    assert (len(real), len(val)) == (2_000, 10_000) and len(pairs) == 10 * fashion_mod.PAIRS_PER_CLASS
+    assert len(web) <= 20_000
+    assert not set(web.ids) & set(real.ids) and not set(web.ids) & set(pairs.ids) and not set(pairs.ids) & set(real.ids)
     again = load_world("fashion", web_size=20_000, real_size=2_000)
-    assert np.array_equal(again.split("real").ids, real.ids)
+    assert np.array_equal(again.split("real").ids, real.ids) and np.array_equal(again.split("web").images, web.images)
     other = load_world("fashion", web_size=20_000, real_size=2_000, split_seed=1)
     assert not np.array_equal(other.split("real").ids, real.ids)
     assert real.images.shape == (2_000, 28, 28) and real.images.dtype == np.uint8
     assert set(np.unique(real.labels)) == set(range(10))
     img, label = real[0]
     assert img.size == (28, 28) and label == real.labels[0]
+
+
+def test_clip_pairs_share_no_image_with_the_generators_corpus(fashion):
+    # by content: the pixels as the generator and CLIP see them (styles applied)
+    from synkit.analysis.world_card import image_hashes
+    from synkit.data.worlds import pairs_split, t2i_split
+
+    assert (t2i_split(fashion), pairs_split(fashion)) == ("web", "pairs")
+    web, pairs, real = (set(image_hashes(fashion.split(s).images)) for s in ("web", "pairs", "real"))
+    assert len(web) > 5_000 and len(pairs) > 4_500
+    assert not web & pairs and not web & real
+
+
+def test_the_web_corpus_is_long_tailed_by_a_seeded_rank(fashion):
+    counts = np.bincount(fashion.split("web").labels, minlength=10)
+    by_rank = counts[np.argsort(fashion.web_ranks)]
+    assert np.all(np.diff(by_rank) <= 0) and by_rank[0] / by_rank[-1] >= 0.8 / fashion_mod.WEB_TAIL
+    # the pool allows about 4,500 of the commonest class; a smaller web_size scales every class down
+    assert by_rank[0] > 4_000
+    small = load_world("fashion", web_size=500, real_size=2_000)
+    assert np.bincount(small.split("web").labels, minlength=10).sum() <= 500
+    assert not np.array_equal(load_world("fashion", web_size=20_000, real_size=2_000, split_seed=1).web_ranks, fashion.web_ranks)
+
+
+def test_web_styles_and_alt_text_follow_the_design(fashion):
+    raw, raw_labels = fashion_mod.read_part(fashion.folder, "train")
+    real = fashion.split("real")
+    assert np.array_equal(real.images, raw[[int(i.split("-")[1]) for i in real.ids]])  # real keeps its own style
+    web = fashion.split("web")
+    styles = fashion.styles_of("web")
+    for style, share in fashion_mod.WEB_STYLES.items():
+        assert abs(np.mean(styles == style) - share) < 0.015, style
+    sketched = np.flatnonzero(styles == "sketch")[:20]
+    plain = raw[[int(web.ids[i].split("-")[1]) for i in sketched]]
+    assert np.array_equal(web.images[sketched], fashion_mod.sketch(plain))
+    texts = fashion.alt_texts("web")
+    assert texts == fashion.alt_texts("web") and len(texts) == len(web)
+    names = np.array([fashion.classes[y].name.lower() for y in web.labels])
+    named = np.array([n in t.lower() for n, t in zip(names, texts)])
+    assert 0.5 < named.mean() < 0.75  # the name 55%, plus a synonym or a wrong class that happens to contain it
+    said = [t.startswith(fashion_mod.STYLE_WORDS[s].split("{")[0]) for s, t in zip(styles, texts) if s]
+    assert 0.7 < np.mean(said) < 0.9
+    assert len({len(t.split(", ")) for t in texts}) >= 5  # lengths vary
+    exact = fashion.alt_texts("web", exact_names=True)
+    assert all(n in t.lower() for n, t in zip(names, exact))
+    with pytest.raises(ValueError, match="split 'real' has no alt text"):
+        fashion.alt_texts("real")
 
 
 def test_fashion_classes_carry_wordnet(fashion):
@@ -47,14 +95,21 @@ def test_fashion_ood_views(fashion):
         assert not np.array_equal(view.images, val.images)
     assert set(np.unique(fashion.split("silhouette").images[:50])) <= {0, 255}
     assert fashion.split("sketch").images.max() == 255
+    # the mild shift is val moved by at most 2 pixels with a contrast curve: aligned back, it correlates with val
+    # almost perfectly; the styled views do not
+    def aligned(name, n=40):
+        view = fashion.split(name).images[:n].astype(float)
+        return np.mean([max(np.corrcoef(np.roll(view[i], (-dy, -dx), (0, 1)).ravel(), val.images[i].ravel().astype(float))[0, 1]
+                            for dy in range(-2, 3) for dx in range(-2, 3)) for i in range(n)])
+    assert aligned("mild") > 0.97 and max(aligned("sketch"), aligned("silhouette")) < 0.95
 
 
 def test_fashion_bad_sizes_and_split():
-    with pytest.raises(ValueError, match="web_size \\+ real_size = 70000"):
-        load_world("fashion", web_size=60_000, real_size=10_000)
+    with pytest.raises(ValueError, match="real_size=55000 leaves too few.*at most 50000"):
+        load_world("fashion", real_size=55_000)
     with pytest.raises(ValueError, match="real_size=0 is invalid"):
         load_world("fashion", real_size=0)
-    with pytest.raises(ValueError, match="unknown split 'train'.*web, real, val"):
+    with pytest.raises(ValueError, match="unknown split 'train'.*web, pairs, real, val"):
         load_world("fashion").split("train")
     with pytest.raises(ValueError, match="unknown world 'mnist'"):
         load_world("mnist")

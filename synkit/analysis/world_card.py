@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from synkit.analysis.findings.supervised import MILD_SHIFT_VIEWS
+from synkit.analysis.findings.context import MILD_SHIFT_VIEWS
 from synkit.core.layout import StudyFiles
 
 COLUMNS = ["mechanism", "paper", "this world", "present"]
@@ -124,14 +124,13 @@ def clip_overlap(world, captions: pd.DataFrame | None, embedded: bool) -> dict:
     if captions is None or "web_index" not in captions or not embedded:
         why = "needs 07_clip's pairs drawn from the world's own pool and an embedded generator"
         return {"paper": paper, "this world": why, "present": UNMEASURED}
-    from synkit.data.worlds import t2i_split
+    from synkit.data.worlds import pairs_split, t2i_split
 
-    corpus = world.split(t2i_split(world))
-    if not corpus.in_memory:
+    corpus, pool = world.split(t2i_split(world)), world.split(pairs_split(world))
+    if not (corpus.in_memory and pool.in_memory):
         return {"paper": paper, "this world": "the generator's corpus is file-backed: not hashed here", "present": UNMEASURED}
-    pool = np.asarray(corpus.images)
-    seen = set(image_hashes(pool))
-    pairs = image_hashes(pool[captions["web_index"].to_numpy(int)])
+    seen = set(image_hashes(np.asarray(corpus.images)))
+    pairs = image_hashes(np.asarray(pool.images)[captions["web_index"].to_numpy(int)])
     both = sum(h in seen for h in pairs)
     return {"paper": paper, "this world": f"{both} of CLIP's {len(pairs)} real pair images are in the generator's corpus (content hash)",
             "present": YES if both == 0 else NO}

@@ -46,37 +46,46 @@ def square(image, size: int) -> np.ndarray:
 COARSE_TARGETS = ("footwear", "clothing", "container")
 
 
-def web_captions(world, n: int, seed: int = 0, synonym_rate: float = 0.2, hypernym_rate: float = 0.2) -> pd.DataFrame:
-    """The first ``n`` captions of the world's caption pool (fashion: the web split; a folder world held
-    in memory: its train split, ``worlds.t2i_split``) in a seeded class-balanced order: caption_id,
-    caption, class_index, class_name, source_id, web_index. Each caption is a class word (the name,
-    or at the given rates a WordNet lemma or hypernym) and the offline captioner's description."""
+def web_captions(world, n: int, seed: int = 0, synonym_rate: float = 0.2, hypernym_rate: float = 0.2,
+                 exact_names: bool = False) -> pd.DataFrame:
+    """The first ``n`` captions of the world's pair pool (``worlds.pairs_split``: fashion's ``pairs``, web data its
+    generator never saw; a folder world's ``real``) in a seeded class-balanced order: caption_id, caption, class_index,
+    class_name, source_id, web_index (the image's index in that split). A pool with alt text of its own (fashion) gives
+    its alt text; any other gets a class word (the name, or at the given rates a WordNet lemma or hypernym) and the
+    offline captioner's description. ``exact_names``: every caption names its class by its name (CLIP's control)."""
     from synkit.data.captions import load_captioner
-    from synkit.data.worlds import t2i_split
+    from synkit.data.worlds import pairs_split
+    from synkit.t2i.latent import has_alt_text
 
-    pool = t2i_split(world)
+    pool = pairs_split(world)
     web = world.split(pool)
     labels = np.asarray(web.labels)
     if n > len(labels):
         raise ValueError(f"clip_max_scale={n} captions were asked for; the {pool} split, this world's caption pool, has {len(labels)} images: "
                          f"set clip_max_scale to at most {len(labels)}.")
     order = classify_data.balanced_order(labels, seed)[:n]
-    texts = load_captioner(world.name).caption_arrays(np.asarray(web.images)[order])
-    rng = np.random.default_rng([seed, 7])
     classes = world.classes
-    rows = []
-    for i, text in zip(order, texts):
-        c = classes[int(labels[i])]
-        u = rng.random()
-        if u < synonym_rate and c.lemmas:
-            word = c.lemmas[rng.integers(len(c.lemmas))]
-        elif u < synonym_rate + hypernym_rate and c.hypernyms:
-            level = c.hypernyms[rng.integers(min(2, len(c.hypernyms)))]
-            word = level[0]
-        else:
-            word = c.name
-        rows.append({"caption_id": f"web-{int(i):06d}", "caption": f"{word}, {text}", "class_index": int(labels[i]),
-                     "class_name": c.name, "source_id": str(web.ids[i]), "web_index": int(i)})
+    if has_alt_text(world):
+        alt = world.alt_texts(pool, exact_names=exact_names)
+        texts = [alt[i] for i in order]
+    else:
+        if exact_names:
+            synonym_rate = hypernym_rate = 0.0
+        described = load_captioner(world.name).caption_arrays(np.asarray(web.images)[order])
+        rng = np.random.default_rng([seed, 7])
+        texts = []
+        for i, text in zip(order, described):
+            c = classes[int(labels[i])]
+            u = rng.random()
+            if u < synonym_rate and c.lemmas:
+                word = c.lemmas[rng.integers(len(c.lemmas))]
+            elif u < synonym_rate + hypernym_rate and c.hypernyms:
+                word = c.hypernyms[rng.integers(min(2, len(c.hypernyms)))][0]
+            else:
+                word = c.name
+            texts.append(f"{word}, {text}")
+    rows = [{"caption_id": f"web-{int(i):06d}", "caption": text, "class_index": int(labels[i]), "class_name": classes[int(labels[i])].name,
+             "source_id": str(web.ids[i]), "web_index": int(i)} for i, text in zip(order, texts)]
     return pd.DataFrame(rows)
 
 

@@ -82,19 +82,19 @@ def read_pairs(urls: str, n: int, image_size: int) -> tuple[pd.DataFrame, np.nda
 def study_captions(world, at, *, max_scale: int, split_seed: int = 0, shards: str | None = None, image_size: int = 224,
                    stream: bool = False) -> tuple[pd.DataFrame, str | None]:
     """07_clip's caption pool, written to ``at.captions`` (``StudyFiles``): the world's own captions where it has a
-    pool held in memory and no ``shards`` are given (fashion's web split, a folder world's train split; with
+    pool held in memory and no ``shards`` are given (``worlds.pairs_split``: fashion's pairs, a folder world's real; with
     ``stream``, its real pairs are also written as LAION-style shards for the runs to stream), else the first
     ``max_scale`` pairs of ``shards`` (their images, read here unless streamed, to ``at.real_images``).
     Returns (captions, the real pairs' shards the runs stream, or None)."""
     from synkit.clip.stream import caption_table, write_pairs
     from synkit.core.files import write_npy
-    from synkit.data.worlds import in_memory, t2i_split
+    from synkit.data.worlds import in_memory, pairs_split
 
     real_shards = shards
     if in_memory(world) and not shards:
         captions = web_captions(world, max_scale, split_seed)
         if stream:
-            pool = np.asarray(world.split(t2i_split(world)).images)
+            pool = np.asarray(world.split(pairs_split(world)).images)
             real_shards = write_pairs(captions, pool[captions["web_index"].to_numpy()], at.real_pairs)
     elif stream and shards:  # only the captions are read here; the runs stream the images
         captions = caption_table(shards, max_scale)
@@ -237,7 +237,7 @@ class ClipJob(WorldSettings):
 def run_job(job: ClipJob, progress: bool = True) -> pd.DataFrame:
     """Train and evaluate every run of ``job`` (and its control, with ``job.control``); returns the metrics table."""
     from synkit.data.shards import read_images
-    from synkit.data.worlds import in_memory, t2i_split
+    from synkit.data.worlds import in_memory, pairs_split
 
     at = StudyFiles(job.study_dir)
     config = clip_config_from(job.clip_config)
@@ -249,7 +249,7 @@ def run_job(job: ClipJob, progress: bool = True) -> pd.DataFrame:
     if list(manifest["caption_id"]) != list(captions["caption_id"].astype(str)):
         raise RuntimeError(f"the caption shards in {at.clip_synthetic} do not follow {at.captions}; delete the folder and rerun.")
     if "web_index" in captions and in_memory(world):
-        real = np.asarray(world.split(t2i_split(world)).images)[captions["web_index"].to_numpy()]
+        real = np.asarray(world.split(pairs_split(world)).images)[captions["web_index"].to_numpy()]
     else:
         real = np.load(at.real_images)
     if config.image_size is None and real.shape[1] != 28:  # the model's input size follows the images (its config says 28)
@@ -262,6 +262,50 @@ def run_job(job: ClipJob, progress: bool = True) -> pd.DataFrame:
     control = exact_names_captions(job, world, len(captions)) if job.control else None
     return run_ladder(captions, real, synthetic, evals, tasks, job.scales, config, job.study_dir, job.setups, templates_for(world), progress,
                       seeds=[job.seed + i for i in range(job.seeds)], workers=1 if launched else (job.workers or None), control=control)
+
+
+def sweep_cfg(job: ClipJob, common: dict, grid: list[float], n: int, progress: bool = True) -> tuple[float, pd.DataFrame]:
+    """CLIP's CFG chosen as the paper chose it (Sec. 5.1: a sweep, which picked 1.5 for Stable Diffusion): for each scale
+    of ``grid``, the study's first ``n`` captions rendered at that scale (``common``: 07's generator fields) and a
+    synthetic CLIP run on them with each of the job's seeds (``clip/cfg_sweep/cfgG/``); the pick is the scale with the
+    highest mean zero-shot val top-1 over seeds (ties: the lower loss). Returns (the pick, a table of scale, seed, top1,
+    loss, picked), also written to ``clip/cfg_sweep.parquet``. Runs already done are read back (each resumes like the
+    ladder's)."""
+    from synkit.data.shards import read_images
+    from synkit.data.worlds import in_memory, pairs_split
+    from synkit.generate import plan, render
+
+    if not grid or any(not (isinstance(g, (int, float)) and g > 0) for g in grid):
+        raise ValueError(f"clip_cfg_grid={grid!r} is invalid; give guidance scales above 0 (the paper's sweep picked 1.5), or [] to use clip_guidance_scale.")
+    at = StudyFiles(job.study_dir)
+    captions = pd.read_parquet(at.captions)
+    if not 1 <= n <= len(captions):
+        raise ValueError(f"the CFG sweep's {n} captions are invalid; give 1 to {len(captions)} (the study's captions).")
+    world, config = job.load(), clip_config_from(job.clip_config)
+    if "web_index" not in captions or not in_memory(world):
+        raise ValueError("the CLIP CFG sweep needs the world's own pairs held in memory (fashion, a small-image folder world); "
+                         "set clip_cfg_grid to [] and clip_guidance_scale by hand.")
+    subset = captions.iloc[:n].reset_index(drop=True)
+    real = np.asarray(world.split(pairs_split(world)).images)[subset["web_index"].to_numpy()]
+    evals, tasks = world_tasks(world, job.eval_size, config.image_size or (real.shape[1] if real.ndim == 4 else None), job.extra_eval)
+    rows = []
+    for g in grid:
+        folder = at.clip_cfg_sweep / f"cfg{g:g}"
+        prompts = write_parquet(subset, folder / "captions.parquet")
+        render.generate_config(plan.GenJob(prompts=str(prompts), captions=str(prompts), prompt_set="captions", guidance_scale=float(g),
+                                           images_per_class=n, out_dir=str(folder / "images"), **common))
+        synthetic, _ = read_images(folder / "images", checksums=False)
+        metrics = run_ladder(subset, real, synthetic, evals, tasks, [n], config, folder, ["synthetic"], templates_for(world), progress,
+                             seeds=[job.seed + i for i in range(job.seeds)])
+        val = metrics[metrics["eval_set"] == "val"]  # the world's classes on val
+        rows += [{"guidance_scale": float(g), "captions": n, "seed": int(r.seed), "top1": float(r.top1), "loss": float(r.loss)}
+                 for r in val.itertuples()]
+    table = pd.DataFrame(rows)
+    means = table.groupby("guidance_scale")[["top1", "loss"]].mean().reset_index()
+    best = means.sort_values(["top1", "loss"], ascending=[False, True]).iloc[0]
+    table["picked"] = table["guidance_scale"] == best["guidance_scale"]
+    write_parquet(table, at.clip_cfg_table)
+    return float(best["guidance_scale"]), table
 
 
 def synthetic_shards(out_dir: str | Path) -> str:
@@ -324,7 +368,7 @@ def exact_names_captions(job: ClipJob, world, n: int) -> pd.DataFrame:
     loose lemma or hypernym). ``run_job`` trains real images with them at the largest scale."""
     if not world.web_captions:
         raise ValueError(f"the exact-names control needs a world with captions of its own (fashion); world {job.world!r} has none.")
-    return web_captions(world, n, job.split_seed, synonym_rate=0.0, hypernym_rate=0.0)
+    return web_captions(world, n, job.split_seed, exact_names=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -98,6 +98,8 @@ class StudyFiles:
     control_metrics = _At("clip", "control", "metrics.parquet")
     control_runs = _At("clip", "control", "runs.parquet")
     control_run_dirs = _At("clip", "control", "runs")
+    clip_cfg_sweep = _At("clip", "cfg_sweep")  # one study-like folder per guidance scale (sweep_cfg)
+    clip_cfg_table = _At("clip", "cfg_sweep.parquet")
 
     findings = _At("report", "findings.parquet")
     gates = _At("report", "gates.parquet")

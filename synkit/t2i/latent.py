@@ -13,9 +13,11 @@ as it drives Stable Diffusion (same call, ``guidance_scale``, ``num_inference_st
 - scheduler: ``DPMSolverMultistepScheduler`` (DPM-Solver++ 2M, trailing spacing), a few-step sampler
   (``DEFAULT_STEPS``).
 
-Training sees only the ``web`` split. Each example's caption takes one of the prompt stage's forms
-at random: a class name or lemma, a CLIP template, name + hypernyms, name + WordNet gloss, or
-name + the attribute caption of that very image; so names alone, templates and full captions all
+Training sees only the ``web`` split. In the fashion world each image's caption is its alt text
+(``FashionWorld.alt_texts``: noisy class mentions, style words, lengths that vary), as Stable Diffusion
+learned from LAION's. A world without alt text of its own (a folder world) gets captions in the prompt
+stage's forms at random: a class name or lemma, a CLIP template, name + hypernyms, name + WordNet gloss,
+or name + the attribute caption of that very image; so names alone, templates and full captions all
 mean something to it. MiniLM is frozen, so every distinct caption is encoded once, through the
 pipeline's own ``encode_prompt``: training conditions on exactly what generation computes.
 
@@ -207,6 +209,11 @@ def caption_table(world, web, mix: Sequence[float] | None = None) -> tuple[list[
     def sid(s: str) -> int:
         return strings.setdefault(s, len(strings))
 
+    if has_alt_text(world):  # a web corpus with alt text of its own (fashion's LAION analog): each image's caption is its alt text
+        from synkit.data.worlds import t2i_split
+
+        full = np.array([sid(t) for t in world.alt_texts(t2i_split(world))])
+        return list(strings), {c.index: {f: [] for f in CAPTION_FORMS[:-1]} for c in world.classes}, full
     forms = {}
     used = dict(zip(CAPTION_FORMS, mix)) if mix is not None else dict.fromkeys(CAPTION_FORMS, 1)
     for c in world.classes:
@@ -235,12 +242,21 @@ def _pixels(images: np.ndarray) -> torch.Tensor:
     return resize(x, RESOLUTION, -1.0, 1.0)
 
 
+def has_alt_text(world) -> bool:
+    """Whether the world's generator corpus comes with alt text of its own (``world.alt_texts``): then that is all it learns from."""
+    return callable(getattr(world, "alt_texts", None))
+
+
 class CaptionSampler:
     """What every embedded model is conditioned on: per training image, one caption string drawn with
     ``mix`` (weights of CAPTION_FORMS) among its class's captions of that form (the "caption" form:
-    the image's own caption), replaced by the empty string (id 0) with probability ``cond_dropout``."""
+    the image's own caption), replaced by the empty string (id 0) with probability ``cond_dropout``.
+    A corpus with alt text of its own (``has_alt_text``: the fashion world's web corpus) is learned from its alt text
+    alone, as Stable Diffusion learned from LAION's: ``mix`` then applies to nothing (every caption is the "caption" form)."""
 
     def __init__(self, world, web, mix: Sequence[float]):
+        if has_alt_text(world):
+            mix = [0.0] * (len(CAPTION_FORMS) - 1) + [1.0]
         self.strings, forms, self.full = caption_table(world, web, mix)
         self.labels = np.asarray(web.labels)
         # per (form, class): the ids of the class-level captions of that form, padded, and their count

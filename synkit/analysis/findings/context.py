@@ -14,6 +14,8 @@ from synkit.core.layout import StudyFiles
 from synkit.core.sources import parse as parse_source
 
 
+MILD_SHIFT_VIEWS = ("v2", "imagenet-v2", "imagenetv2", "mild")  # eval-set names read as the ImageNet-V2 analog
+
 def short_names(study_dir: Path) -> dict[str, str]:
     """Configuration folder -> ``prompt_set@CFG`` for labels (``generator: prompt_set@CFG`` in a study of several generators)."""
     path = StudyFiles(study_dir).configs
@@ -56,7 +58,8 @@ class Study:
         at = StudyFiles(d)
         paths = {"fits": at.scaling_table("fits"), "extended": at.scaling_table("fits_extended"), "capacity": at.scaling_table("capacity"),
                  "mix": at.scaling_table("mix"), "metrics": at.train_metrics, "quality": at.quality_per_class, "classes": at.classes,
-                 "clip_metrics": at.clip_metrics, "clip_fits": at.clip_fits, "clip_control": at.control, "configs": at.configs}
+                 "clip_metrics": at.clip_metrics, "clip_fits": at.clip_fits, "clip_control": at.control, "configs": at.configs,
+                 "clip_cfg": at.clip_cfg_table}
         tables = {k: pd.read_parquet(path) if path.exists() else None for k, path in paths.items()}
         ref = at.reference
         tables["reference"] = json.loads(ref.read_text()) if ref.exists() else None
@@ -162,3 +165,8 @@ class Study:
     @property
     def views(self) -> list[str]:
         return sorted(set(self.fits.loc[self.fits["metric"] == "loss", "eval_set"]) - {"val"}) if self.fits is not None else []
+
+    @property
+    def styled_views(self) -> list[str]:
+        """The OOD views in another style (the ImageNet-R / -Sketch analogs): every view but a mild shift (``MILD_SHIFT_VIEWS``)."""
+        return [v for v in self.views if v.lower() not in MILD_SHIFT_VIEWS]

@@ -9,10 +9,10 @@ views of val (``world.ood_views``, each also a split name).
 - ``folder``: any labelled image folder (``train/<class>/``, ``val/<class>/``, more folders = OOD views);
   small images are held in memory like Fashion-MNIST's.
 
-``t2i_split(world)`` names the split an embedded text-to-image model learns from: fashion's
-``web`` split (disjoint from ``real``); a folder world has no web of its own, so it is the ``real``
-(train) split itself: its generator has seen D_I's images, unlike the paper's Stable Diffusion,
-and the study's comparisons of synthetic and real images read as distillation of that split.
+``t2i_split(world)`` names the split an embedded text-to-image model learns from: ``web`` (fashion's LAION analog;
+a folder world's web share of its train images, held out of ``real``). ``pairs_split(world)`` names the split CLIP's
+real image-text pairs come from: fashion's ``pairs`` (web data the generator never saw), a folder world's ``real``
+(disjoint from its ``web``), so CLIP's synthetic images never re-render pairs the generator learned from.
 """
 
 from __future__ import annotations
@@ -29,6 +29,12 @@ WORLDS = ("fashion", "imagenet", "folder")
 def t2i_split(world) -> str:
     """The split an embedded text-to-image model trains on: ``web`` where the world has one, else ``real``."""
     return "web" if "web" in world.splits else "real"
+
+
+def pairs_split(world) -> str:
+    """The split CLIP's real pairs come from: ``pairs`` where the world has one, else ``real`` (a folder world's, whose
+    generator learns from its ``web`` share)."""
+    return "pairs" if "pairs" in world.splits else "real"
 
 
 def fingerprint(world, split: str) -> str:
@@ -61,8 +67,10 @@ def key_payload(config, splits) -> dict:
     (``fingerprint``), so the same images at another path give the same key."""
     import dataclasses
 
+    from synkit.data.worlds.fashion import VERSION
+
     payload = {k: v for k, v in dataclasses.asdict(config).items() if k not in WORLD_FIELDS}
-    payload["world"] = "fashion"
+    payload["world"] = "fashion" if VERSION == 1 else f"fashion-v{VERSION}"  # its splits changed with each version
     if config.world != "fashion" or config.world_root or config.class_map or config.image_size:
         world = world_of(config)
         payload.update(world=config.world, data=[fingerprint(world, s) for s in splits(world)], image_size=config.image_size)
@@ -76,9 +84,9 @@ class WorldFields:
 
     world: str = "fashion"  # fashion, imagenet or folder (WORLDS)
     world_root: str | None = None  # its images (fashion: Debian's files when None)
-    web_size: int = 50_000  # fashion: images in the web split (what the embedded generators learn from)
+    web_size: int = 50_000  # fashion: the most images its web corpus (what the embedded generators learn from) holds; its long tail leaves fewer
     real_size: int = 10_000  # fashion: images in the real split, D_I
-    split_seed: int = 0  # fashion: seed of the fixed web/real split
+    split_seed: int = 0  # fashion: seed of the fixed web / pairs / real split, the web's class ranks, styles and alt text
     class_map: str | None = None  # folder world: JSON with class names / wnids
     image_size: int | None = None  # folder world: the in-memory image size (None: the images' own)
 

@@ -1,8 +1,10 @@
 """The folder world: a user's own labelled images, so the study runs on their data.
 
-Layout: ``root/train/<class>/`` (split "real"), ``root/val/<class>/`` (split "val"); every
-other folder of ``root`` with the same class subfolders is an OOD view named after it
-(``root/sketch/<class>/`` -> split "sketch").
+Layout: ``root/train/<class>/``, ``root/val/<class>/`` (split "val"); every other folder of ``root`` with the
+same class subfolders is an OOD view named after it (``root/sketch/<class>/`` -> split "sketch"). The train folders
+are split per class, by a fixed seeded draw: ``web_share`` (half) of each class's images are the ``web`` split, what an
+embedded generator learns from, and the rest are ``real`` (D_I, and CLIP's real pairs): so the generator never saw the
+images the study's real classifiers and CLIP learn from, as the paper's Stable Diffusion never saw ImageNet's.
 
 Small images (at most ``MEMORY_MAX_SIZE`` pixels a side, such as digits, icons or CIFAR-style
 photos) are held in memory as uint8 arrays, square at the largest side found (``image_size`` sets
@@ -31,6 +33,7 @@ from synkit.data import wordnet
 from synkit.data.worlds.base import ArraySplit, ClassInfo, FileSplit, scan_class_folders
 
 MEMORY_MAX_SIZE = 64  # images at most this many pixels a side are held in memory
+WEB_SHARE = 0.5  # share of each class's train images held out of real for the embedded generator
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
 
@@ -40,10 +43,14 @@ class FolderWorld:
     coarse_task = False
     web_captions = False
     renamed: dict = {}  # a name given twice is refused (classes), not renamed
-    web_styles: dict = {}  # no web corpus of its own: the embedded generator learns from real (the world card)
-    split_notes = {"real": "the train/ folders: D_I, and the embedded generator's corpus", "val": "the val/ folders"}
+    web_styles: dict = {}  # its web share is in the train folders' own style (the world card)
+    split_notes = {"web": "a share of each class of the train/ folders: the embedded generator's corpus",
+                   "real": "the rest of the train/ folders: D_I and CLIP's real pairs", "val": "the val/ folders"}
 
-    def __init__(self, root: str | Path, class_map: str | Path | None = None, image_size: int | None = None):
+    def __init__(self, root: str | Path, class_map: str | Path | None = None, image_size: int | None = None, web_share: float = WEB_SHARE):
+        if not 0 < web_share < 1:
+            raise ValueError(f"web_share={web_share!r} is invalid; give the share of each class's train images the generator learns from, between 0 and 1.")
+        self.web_share = web_share
         self.root = Path(root)
         if not (self.root / "train").is_dir():
             raise FileNotFoundError(f"folder world root {self.root} has no train/ folder; expected train/<class>/ and val/<class>/.")
@@ -57,7 +64,7 @@ class FolderWorld:
     def memory(self) -> tuple[int, str] | None:
         """(side, mode) when the images are held in memory (their largest side is at most
         ``MEMORY_MAX_SIZE``, or ``image_size`` is set), else None (files)."""
-        files = self._files("real")
+        files = self._files("train")
         sizes, modes = set(), set()
         for p in files.paths[:: max(1, len(files.paths) // 64)]:  # a sample of about 64 images spread over the classes
             with Image.open(p) as im:
@@ -84,11 +91,11 @@ class FolderWorld:
 
     @property
     def ood_views(self) -> tuple[str, ...]:
-        return tuple(sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name not in ("train", "val")))
+        return tuple(sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name not in ("train", "val", "web", "real")))
 
     @property
     def splits(self) -> tuple[str, ...]:
-        return ("real", "val", *self.ood_views)
+        return ("web", "real", "val", *self.ood_views)
 
     def _mapping(self) -> dict[str, dict]:
         if self.class_map is None:
@@ -125,10 +132,26 @@ class FolderWorld:
         return out
 
     def _files(self, name: str) -> FileSplit:
-        if name not in self.splits:
+        if name not in (*self.splits, "train"):
             raise ValueError(f"unknown split {name!r} of folder world {self.root}; valid splits are {', '.join(self.splits)}.")
-        sub = {"real": "train"}.get(name, name)
-        return scan_class_folders(self.root / sub, {f: i for i, f in enumerate(self.folders)}, name)
+        if name in ("web", "real"):
+            train = self._files("train")
+            idx = self._train_parts[name]
+            return FileSplit([train.paths[i] for i in idx], train.labels[idx], train.ids[idx])
+        return scan_class_folders(self.root / name, {f: i for i, f in enumerate(self.folders)}, name)
+
+    @cached_property
+    def _train_parts(self) -> dict[str, np.ndarray]:
+        """Indices into the train folders' files: per class, a seeded ``web_share`` of them for ``web`` (at least one where
+        the class has two or more, and always one left), the rest for ``real``."""
+        labels = self._files("train").labels
+        rng = np.random.default_rng(0)
+        web = []
+        for c in np.unique(labels):
+            members = rng.permutation(np.flatnonzero(labels == c))
+            web.append(members[: min(len(members) - 1, max(1, round(self.web_share * len(members))))])
+        web = np.sort(np.concatenate(web)).astype(np.int64)
+        return {"web": web, "real": np.setdiff1d(np.arange(len(labels)), web)}
 
     def split(self, name: str) -> FileSplit | ArraySplit:
         """The split's images: uint8 arrays in memory for small images (see the module docstring), else files."""
