@@ -67,7 +67,7 @@ def main() -> None:
 
         world = load_world("fashion")
         caps = clip_data.web_captions(world, args.captions)
-        real = np.asarray(world.split("web").images)[caps["web_index"].to_numpy()]
+        real = np.asarray(world.split("pairs").images)[caps["web_index"].to_numpy()]
         bank = torch.cat([clip_data.to_clip_tensor(real), clip_data.to_clip_tensor(255 - real)])
         tokens = tokenizer(caps["caption"].tolist())
     else:

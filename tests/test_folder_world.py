@@ -134,7 +134,7 @@ def test_folder_world_runs_the_whole_study_offline(tmp_path):
     assert images.shape[1:] == (32, 32) and set(manifest["class_name"]) == set(NAMES)
     ref = json.loads(next((out / "models").glob("reference-*/reference.json")).read_text())
     assert ref["config"]["world"] == "folder" and ref["in_chans"] == 1 and ref["num_classes"] == 10
-    assert json.loads((study / "train" / "d_i.json").read_text())["d_i"] == 1000  # D_I is the folder's train split
+    assert json.loads((study / "train" / "d_i.json").read_text())["d_i"] == 500  # D_I: the half of train the generator never saw
     assert sorted(pd.read_parquet(study / "train" / "metrics.parquet")["eval_set"].unique()) == ["inverted", "val"]
     assert list((study / "per_class").glob("figure5_*.png")) and (study / "per_class" / "dashboard.html").exists()
     assert (study / "clip" / "metrics.parquet").exists() and (study / "synthetic" / "embedded-in_captions-cfg4" / "sizes.json").exists()

@@ -102,14 +102,14 @@ def test_train_notebook_trains_the_ladder_and_the_sweep(smoke):
     ladder = metrics[metrics["kind"] == "ladder"]
     assert set(ladder["source"]) == {"real", "embedded-in_captions-cfg4", "embedded-in_captions-cfg4+real:0.5", "embedded-tokens-in_captions-cfg3"}
     assert sorted(ladder["size"].unique()) == [30, 60, 120, 240]
-    assert set(metrics["eval_set"]) == {"val", "sketch", "silhouette"}
+    assert set(metrics["eval_set"]) == {"val", "sketch", "silhouette", "mild"}
     configs = set(pd.read_parquet(folder / "synthetic" / "configs.parquet")["config"])
     assert configs <= set(metrics["source"])  # the sweep trains every configuration
     assert rec["seeds"] == [0, 1] and set(metrics["seed"]) == {0, 1}
     # every run exists once per seed; sweep runs are evaluated on every view (5t: prompts out of distribution), capacity runs on val
     assert rec["runs"] == metrics.groupby(["source", "size", "model", "seed"]).ngroups
     assert (metrics.groupby(["source", "size", "model"])["seed"].nunique() == 2).all()
-    assert set(metrics.loc[metrics["kind"] == "sweep", "eval_set"]) == {"val", "sketch", "silhouette"}
+    assert set(metrics.loc[metrics["kind"] == "sweep", "eval_set"]) == {"val", "sketch", "silhouette", "mild"}
     assert set(metrics.loc[metrics["kind"] == "capacity", "eval_set"]) == {"val"}
     assert set(metrics.loc[metrics["model"] == "small", "kind"]) == {"capacity"}
     assert metrics["loss"].gt(0).all() and metrics["top1"].between(0, 1).all()
@@ -125,7 +125,7 @@ def test_scaling_notebook_fits_every_source_and_eval_set(smoke):
     assert len(fits) == 4 * 3 * 2  # (real, in_captions, the mix, the token model's in_captions) x 3 eval sets x (loss, error)
     assert fits["n_seeds"].eq(2).all() and fits["fit_max_size"].le(2000).all()  # every seed pooled; sizes up to D_I
     sources = ("real", "embedded-in_captions-cfg4")
-    assert {f"{s}|{e}" for s in sources for e in ("val", "sketch", "silhouette")} <= set(rec["k"])
+    assert {f"{s}|{e}" for s in sources for e in ("val", "sketch", "silhouette", "mild")} <= set(rec["k"])
     for key, (lo, hi) in rec["k_interval"].items():
         assert lo <= rec["k"][key] <= hi
     assert rec["n_seeds"] == 2
@@ -162,7 +162,12 @@ def test_clip_notebook_trains_every_setup_and_fits(smoke):
     rec = read_records(folder / "notebooks" / "07_clip.ipynb")
     metrics = pd.read_parquet(folder / "clip" / "metrics.parquet")
     assert set(metrics["setup"]) == {"real", "synthetic", "mixed"} and sorted(metrics["scale"].unique()) == [64, 128, 256]
-    assert set(metrics["eval_set"]) == {"val", "sketch", "silhouette", "val-coarse"}
+    assert set(metrics["eval_set"]) == {"val", "sketch", "silhouette", "mild", "val-coarse"}
+    # the CFG of the caption images comes from a CLIP sweep: every seed at each scale, the pick the best mean val top-1
+    sweep = pd.read_parquet(folder / "clip" / "cfg_sweep.parquet")
+    assert sorted(sweep["guidance_scale"].unique()) == [1.0, 2.0] and len(sweep) == 4 and sweep["captions"].eq(64).all()
+    means = sweep.groupby("guidance_scale")["top1"].mean()
+    assert rec["clip_guidance_scale"] == float(sweep.loc[sweep["picked"], "guidance_scale"].iloc[0]) == float(means.idxmax())
     assert set(rec["zero_shot_val_top1"]) == {f"{s}|{n}" for s in ("real", "synthetic", "mixed") for n in (64, 128, 256)}
     assert rec["clip_seeds"] == [0, 1] and set(metrics["seed"]) == {0, 1}
     control = pd.read_parquet(folder / "clip" / "control.parquet")  # real images with exact class names, at the top scale
@@ -204,10 +209,11 @@ def test_report_lists_every_finding(smoke):
     assert "Findings" in page and "window.vegaEmbed" in page and "cdn.jsdelivr" not in page
     assert ">None<" not in page and "why (test)" in page
     assert "<td>writing this page</td>" in page and "<td>running</td>" not in page  # 08 writes the page while it runs
-    # the world card opens the page: the fashion world's CLIP pairs are its generator's own web images, found by content
+    # the world card opens the page: none of CLIP's real pairs is among the generator's web images, by content
     card = pd.read_parquet(folder / "report" / "world_card.parquet").set_index("mechanism")
     assert rec["world_card"] == card["present"].to_dict() and len(card) == 6
-    assert card.loc["CLIP pairs apart from the generator's data", "this world"].startswith("256 of CLIP's 256 real pair images")
+    assert card.loc["CLIP pairs apart from the generator's data", "this world"].startswith("0 of CLIP's 256 real pair images")
+    assert card.loc[["long-tailed concepts", "alt-text captions", "styles the real split lacks", "a mild-shift view"], "present"].eq("yes").all()
     assert page.index("<h2>World card</h2>") < page.index("<h2>Gates")
 
 
