@@ -89,11 +89,15 @@ def null_study(rng: np.random.Generator, effect: float = 0.0) -> Study:
                                       "task": task, "top1": top1,
                                       "loss": math.exp(-0.2 * math.log(n / 8000) + w + rng.normal(0, 0.02))})
     clip = pd.DataFrame(clip_rows)
+    # 07's CLIP CFG sweep (7d): every scale alike, each seed's run its own noise
+    cfg = pd.DataFrame([{"guidance_scale": g, "captions": 500, "seed": seed, "top1": 0.3 + rng.normal(0, 0.02), "loss": 1.0}
+                        for g in (1.0, 1.5, 2.0, 4.0) for seed in SEEDS])
+    cfg["picked"] = cfg["guidance_scale"] == cfg.groupby("guidance_scale")["top1"].mean().idxmax()
     fine = clip[clip["task"] == "classes"].rename(columns={"setup": "source", "scale": "size"})
     tables = {"metrics": metrics, "configs": configs, "quality": quality, "fits": fits, "extended": fits,
               "capacity": scaling.capacity_table(metrics, D_I, SOURCES[0], n_boot=0), "mix": scaling.mix_table(metrics, real_fit, D_I),
               "classes": per_class.build_table(metrics, quality, D_I, n_boot=0), "clip_metrics": clip,
-              "clip_fits": scaling.fit_table(fine, 8000, "loss", n_boot=0), "clip_control": None,
+              "clip_fits": scaling.fit_table(fine, 8000, "loss", n_boot=0), "clip_control": None, "clip_cfg": cfg,
               "reference": {"val_top1": 0.9, "classes": 10}, "d_i": D_I}
     return Study(Path("/nonexistent"), tables)
 
