@@ -61,14 +61,14 @@ def test_tiny_clip_trains_on_each_setup(tmp_path, fashion):
     synth = 255 - real
     config = clip_train.ClipConfig(epochs=2, batch_size=16, checkpoint_every=3)
     evals, tasks = clip_zero_shot.world_tasks(fashion, 200, None)
-    assert [t["name"] for t in tasks] == ["val", "sketch", "silhouette", "val-coarse"]
+    assert [t["name"] for t in tasks] == ["val", "sketch", "silhouette", "mild", "val-coarse"]
     table = clip.run_ladder(caps, real, synth, evals, tasks, [16, 32, 64], config, tmp_path, progress=False)
     assert set(table["setup"]) == set(clip_data.SETUPS) and sorted(table["scale"].unique()) == [16, 32, 64]
-    assert set(table["eval_set"]) == {"val", "sketch", "silhouette", "val-coarse"}
+    assert set(table["eval_set"]) == {"val", "sketch", "silhouette", "mild", "val-coarse"}
     assert table["top1"].between(0, 1).all() and (table["loss"] > 0).all()
     t1 = clip_tables.table1(table)
     assert "average" in t1.columns and len(t1) == 9
-    assert len(clip_tables.mixed_gain(table)) == 3 * 4
+    assert len(clip_tables.mixed_gain(table)) == 3 * 5
     # same runs again: reused, not retrained
     run_info = StudyFiles(tmp_path).clip_run_dirs / "mixed" / "n00000064-s0" / RUN_INFO
     stamp = run_info.stat().st_mtime_ns

@@ -153,7 +153,18 @@ def test_generator_entries_merge_over_the_notebook_parameters():
 def test_a_caption_form_without_weight_is_neither_drawn_nor_encoded():
     from synkit.t2i import latent as t2i
 
-    world, web = t2i.web_split(TINY["embedded-pixel"])
+    fashion, web = t2i.web_split(TINY["embedded-pixel"])
+    # the fashion world's web corpus has alt text of its own: the generator learns from it alone, whatever the weights
+    alt = set(fashion.alt_texts("web"))
+    assert set(t2i.CaptionSampler(fashion, web, (1, 1, 1, 1, 1)).strings) == set(t2i.CaptionSampler(fashion, web, (1, 0, 0, 0, 1)).strings) == alt | {""}
+
+    class NoAltText:  # the same world without alt text of its own (a folder world's case): the prompt forms and their weights apply
+        def __getattr__(self, name):
+            if name == "alt_texts":
+                raise AttributeError(name)
+            return getattr(fashion, name)
+
+    world = NoAltText()
     every = t2i.CaptionSampler(world, web, (1, 1, 1, 1, 1))
     few = t2i.CaptionSampler(world, web, (1, 0, 0, 0, 1))
     assert set(few.strings) < set(every.strings) and "a bad photo of a Trouser." in every.strings and "a bad photo of a Trouser." not in few.strings

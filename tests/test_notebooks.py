@@ -122,7 +122,7 @@ def test_scaling_notebook_fits_every_source_and_eval_set(smoke):
     assert "05_scaling done in" in log
     rec = read_records(folder / "notebooks" / "05_scaling.ipynb")
     fits = pd.read_parquet(folder / "scaling" / "fits.parquet")
-    assert len(fits) == 4 * 3 * 2  # (real, in_captions, the mix, the token model's in_captions) x 3 eval sets x (loss, error)
+    assert len(fits) == 4 * 4 * 2  # (real, in_captions, the mix, the token model's in_captions) x 4 eval sets x (loss, error)
     assert fits["n_seeds"].eq(2).all() and fits["fit_max_size"].le(2000).all()  # every seed pooled; sizes up to D_I
     sources = ("real", "embedded-in_captions-cfg4")
     assert {f"{s}|{e}" for s in sources for e in ("val", "sketch", "silhouette", "mild")} <= set(rec["k"])
@@ -176,7 +176,7 @@ def test_clip_notebook_trains_every_setup_and_fits(smoke):
     captions = pd.read_parquet(folder / "clip" / "captions.parquet")
     assert list(manifest["caption_id"]) == list(captions["caption_id"])
     fits = pd.read_parquet(folder / "clip" / "fits.parquet")
-    assert len(fits) == 3 * 4 * 2 and fits["n_seeds"].eq(2).all()
+    assert len(fits) == 3 * 5 * 2 and fits["n_seeds"].eq(2).all()
     assert (folder / "clip" / "figure8.png").stat().st_size > 1000
     assert "average" in pd.read_parquet(folder / "clip" / "table1.parquet").columns
 

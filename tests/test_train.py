@@ -174,7 +174,7 @@ def test_finished_runs_are_reused_and_tables_are_long_form(tmp_path, fashion):
     job = dataclasses.replace(job, train_config={**SMALL, "steps_min": 5, "steps_max": 10})
     table = ladder.run_ladder(job, progress=False)
     assert set(table.columns) >= {"source", "size", "eval_set", "class_index", "class_name", "loss", "top1"}
-    assert set(table["eval_set"]) == {"val", "sketch", "silhouette"}
+    assert set(table["eval_set"]) == {"val", "sketch", "silhouette", "mild"}
     assert set(table["class_index"]) == set(range(-1, 10))
     assert (table[table["class_index"] >= 0].groupby(["size", "eval_set"])["n"].sum() == 500).all()
     stamp = {p: p.stat().st_mtime_ns for p in (tmp_path / "train" / "runs").rglob("metrics.parquet")}
@@ -195,7 +195,7 @@ def test_file_backed_worlds_train_from_folders_and_shards(tmp_path, tiny_sd):
     from synkit.data.worlds import load_world
     from tests.conftest import make_image_folder
 
-    root = make_image_folder(tmp_path / "world", ["cat", "dog", "fox"], splits=("train", "val", "sketch"), per_class=4, size=72)  # > 64 px: stays files
+    root = make_image_folder(tmp_path / "world", ["cat", "dog", "fox"], splits=("train", "val", "sketch"), per_class=8, size=72)  # > 64 px: stays files; half of each class is real
     world = load_world("folder", str(root))
     study = tmp_path / "study"
     prompts.build_prompts(world, ["classnames"]).to_parquet(tmp_path / "prompts.parquet")
@@ -213,7 +213,7 @@ def test_file_backed_worlds_train_from_folders_and_shards(tmp_path, tiny_sd):
                                       "steps_min": 2, "steps_max": 3, "batch_size": 4, "workers": 0})
     table = ladder.run_ladder(tj, progress=False)
     assert set(table["eval_set"]) == {"val", "sketch"} and set(table["source"]) == {"real", "tiny-classnames-cfg2", "tiny-classnames-cfg2+real:0.5"}
-    assert (table[table["class_index"] == -1]["n"] == 12).all() and table["loss"].gt(0).all()
+    assert (table[table["class_index"] == -1]["n"] == 24).all() and table["loss"].gt(0).all()
 
 
 def test_pretrained_timm_reference_from_a_local_file(tmp_path):
@@ -247,7 +247,7 @@ def test_worker_processes_give_the_same_tables_as_one_process(tmp_path, fashion)
         job = _job(tmp_path / f"w{workers}")
         job = dataclasses.replace(job, train_config={**SMALL, "steps_min": 5, "steps_max": 10}, seeds=2, workers=workers)
         tables.append(ladder.run_ladder(job, progress=False).sort_values(["seed", "size", "eval_set", "class_index"], ignore_index=True))
-    assert len(tables[0]) == 2 * 3 * 3 * 11
+    assert len(tables[0]) == 2 * 3 * 4 * 11
     pd.testing.assert_frame_equal(tables[0], tables[1])
 
 
