@@ -219,12 +219,19 @@ def test_per_class_notebook_runs_in_jupyterlab_offline(smoke, tmp_path):
         driver.find_element("xpath", "//li[contains(@class,'lm-Menu-item')][.//div[contains(@class,'lm-Menu-itemLabel') "
                                      "and text()='Run All Cells']]").click()
         # every code cell ran (an execution count) with no error, and every chart holds a canvas or an svg
-        wait(driver, "const cells = Array.from(document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell'));"
-                     "return cells.length > 0 && cells.every(c => /\\[\\d+\\]/.test(c.querySelector('.jp-InputPrompt').textContent))",
-             600, "every cell to run")  # the whole suite on both cores of this machine has taken more than 300 s here
-        errors = driver.execute_script("return Array.from(document.querySelectorAll('.jp-OutputArea-output[data-mime-type="
-                                       "\"application/vnd.jupyter.stderr\"]')).map(e => e.textContent).filter(t => /Error|Traceback/.test(t))")
-        assert not errors, errors
+        def page_errors():
+            return driver.execute_script("return Array.from(document.querySelectorAll('.jp-OutputArea-output[data-mime-type="
+                                         "\"application/vnd.jupyter.stderr\"]')).map(e => e.textContent).filter(t => /Error|Traceback/.test(t))")
+
+        try:
+            wait(driver, "const cells = Array.from(document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell'));"
+                         "return cells.length > 0 && cells.every(c => /\\[\\d+\\]/.test(c.querySelector('.jp-InputPrompt').textContent))",
+                 600, "every cell to run")  # the whole suite on both cores of this machine has taken more than 300 s here
+        except AssertionError as timeout:  # a cell that failed stops Run All: say which error, not only that time ran out
+            prompts = driver.execute_script("return Array.from(document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt'))"
+                                            ".map(e => e.textContent)")
+            raise AssertionError(f"{timeout}; cell prompts {prompts}; errors {page_errors()}") from None
+        assert not page_errors(), page_errors()
         wait(driver, f"return document.querySelectorAll('{CHART}').length >= 3", 120, "the charts")
         count, drawn = wait(driver, f"const c = Array.from(document.querySelectorAll('{CHART}'));"
                                     "const d = c.filter(e => e.querySelector('canvas, svg')).length;"
