@@ -54,8 +54,7 @@ def web_captions(world, n: int, seed: int = 0, synonym_rate: float = 0.2, hypern
     its alt text; any other gets a class word (the name, or at the given rates a WordNet lemma or hypernym) and the
     offline captioner's description. ``exact_names``: every caption names its class by its name (CLIP's control)."""
     from synkit.data.captions import load_captioner
-    from synkit.data.worlds import pairs_split
-    from synkit.t2i.latent import has_alt_text
+    from synkit.data.worlds import has_alt_text, pairs_split
 
     pool = pairs_split(world)
     web = world.split(pool)

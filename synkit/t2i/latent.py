@@ -209,8 +209,9 @@ def caption_table(world, web, mix: Sequence[float] | None = None) -> tuple[list[
     def sid(s: str) -> int:
         return strings.setdefault(s, len(strings))
 
+    from synkit.data.worlds import has_alt_text, t2i_split
+
     if has_alt_text(world):  # a web corpus with alt text of its own (fashion's LAION analog): each image's caption is its alt text
-        from synkit.data.worlds import t2i_split
 
         full = np.array([sid(t) for t in world.alt_texts(t2i_split(world))])
         return list(strings), {c.index: {f: [] for f in CAPTION_FORMS[:-1]} for c in world.classes}, full
@@ -242,19 +243,16 @@ def _pixels(images: np.ndarray) -> torch.Tensor:
     return resize(x, RESOLUTION, -1.0, 1.0)
 
 
-def has_alt_text(world) -> bool:
-    """Whether the world's generator corpus comes with alt text of its own (``world.alt_texts``): then that is all it learns from."""
-    return callable(getattr(world, "alt_texts", None))
-
-
 class CaptionSampler:
     """What every embedded model is conditioned on: per training image, one caption string drawn with
     ``mix`` (weights of CAPTION_FORMS) among its class's captions of that form (the "caption" form:
     the image's own caption), replaced by the empty string (id 0) with probability ``cond_dropout``.
-    A corpus with alt text of its own (``has_alt_text``: the fashion world's web corpus) is learned from its alt text
+    A corpus with alt text of its own (``worlds.has_alt_text``: the fashion world's web corpus) is learned from its alt text
     alone, as Stable Diffusion learned from LAION's: ``mix`` then applies to nothing (every caption is the "caption" form)."""
 
     def __init__(self, world, web, mix: Sequence[float]):
+        from synkit.data.worlds import has_alt_text
+
         if has_alt_text(world):
             mix = [0.0] * (len(CAPTION_FORMS) - 1) + [1.0]
         self.strings, forms, self.full = caption_table(world, web, mix)

@@ -98,7 +98,7 @@ def cfg_sweep(study: Study, add) -> None:
         add("7d", title, paper, f"the sweep's scales {scales} have nothing above {low:g}", "needs a scale above 1.5 in clip_cfg_grid", UNMEASURED)
         return
     a, b = (sweep.loc[sweep["guidance_scale"] == g, "top1"].to_numpy(float) for g in (low, high))
-    t = scaling.welch(a.mean() - b.mean(), a.std(ddof=1) / math.sqrt(len(a)), len(a) - 1, b.std(ddof=1) / math.sqrt(len(b)), len(b) - 1)
+    t = scaling.mean_difference(a, b)
     means = sweep.groupby("guidance_scale")["top1"].mean()
     picked = float(sweep.loc[sweep["picked"], "guidance_scale"].iloc[0]) if "picked" in sweep and sweep["picked"].any() else float(means.idxmax())
     add("7d", title, paper,

@@ -37,6 +37,12 @@ def pairs_split(world) -> str:
     return "pairs" if "pairs" in world.splits else "real"
 
 
+def has_alt_text(world) -> bool:
+    """Whether the world's web data comes with alt text of its own (``world.alt_texts``: fashion's LAION analog): then its
+    generators learn from that alone and CLIP's real pairs carry it."""
+    return callable(getattr(world, "alt_texts", None))
+
+
 def fingerprint(world, split: str) -> str:
     """A short hash of a split's content (images and labels, in memory or as files): what keys a
     model trained on it, so the same data at another path keeps its key."""
@@ -70,7 +76,7 @@ def key_payload(config, splits) -> dict:
     from synkit.data.worlds.fashion import VERSION
 
     payload = {k: v for k, v in dataclasses.asdict(config).items() if k not in WORLD_FIELDS}
-    payload["world"] = "fashion" if VERSION == 1 else f"fashion-v{VERSION}"  # its splits changed with each version
+    payload["world"] = f"fashion-v{VERSION}"  # its splits changed with each version
     if config.world != "fashion" or config.world_root or config.class_map or config.image_size:
         world = world_of(config)
         payload.update(world=config.world, data=[fingerprint(world, s) for s in splits(world)], image_size=config.image_size)
