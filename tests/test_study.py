@@ -78,6 +78,8 @@ def test_bad_values_are_named(override, message):
         ("04_train.sources=[real, in_captions@2]", "source 'in_captions@2' of 04_train names no configuration 02_generate makes"),
         ("04_train.sources=[real, in_captoins@4+real:0.5]", "did you mean 'in_captions@4'?"),
         ("04_train.capacity_source=classnames@8", "source 'classnames@8' of 04_train names no configuration"),
+        ("04_train.sweep_prompt_sets=[classnames, clip_templates_80]",
+         "sweep_prompt_sets of 04_train names 'clip_templates_80', which 02_generate does not render (valid: classnames, in_captions)"),
     ],
 )
 def test_check_looks_inside_nested_configs_and_sources(override, message):

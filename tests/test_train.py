@@ -126,6 +126,19 @@ def test_plan_repeats_every_run_over_seeds_and_adds_capacity_runs():
                                        capacity_config={"width": 3}), configs)
 
 
+def test_the_sweep_trains_only_the_named_prompt_sets():
+    configs = pd.DataFrame({"config": ["m-classnames-cfg2", "m-classnames-cfg4", "m-in_captions-cfg2"],
+                            "prompt_set": ["classnames", "classnames", "in_captions"], "guidance_scale": [2.0, 4.0, 2.0],
+                            "images": [800, 800, 800]})
+    job = ladder.TrainJob(study_dir="x", real_size=400, sizes=[100, 200, 400], sweep_size=200)
+    everything = ladder.plan_runs(job, configs)
+    assert set(everything.loc[everything["kind"] == "sweep", "source"]) == set(configs["config"])
+    named = ladder.plan_runs(ladder.TrainJob(**{**job.__dict__, "sweep_prompt_sets": ["classnames"]}), configs)
+    assert set(named.loc[named["kind"] == "sweep", "source"]) == {"m-classnames-cfg2", "m-classnames-cfg4"}
+    with pytest.raises(ValueError, match="sweep_prompt_sets names 'clip_templates_80', which 02_generate did not render; valid prompt sets are classnames, in_captions"):
+        ladder.plan_runs(ladder.TrainJob(**{**job.__dict__, "sweep_prompt_sets": ["clip_templates_80"]}), configs)
+
+
 def test_step_batches_resume_where_they_stopped():
     full = list(runs.StepBatches(100, 16, steps=20, seed=1))
     assert len(full) == 20 and all(len(b) == 16 for b in full)

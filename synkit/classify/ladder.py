@@ -43,9 +43,10 @@ class TrainJob(WorldSettings):
     min_size: int = 0  # 0: D_I / 32 (ladder_sizes)
     max_factor: float = 2.0
     sweep_size: int = 0  # > 0: also train every generated configuration at this size
+    sweep_prompt_sets: list = field(default_factory=list)  # the sweep's prompt sets (empty: every generated one)
     eval_sets: list = field(default_factory=list)  # empty: val and every OOD view
     eval_size: int = 0  # > 0: a class-balanced subset of each eval set
-    ood_eval_size: int = 0  # > 0: a class-balanced subset of each OOD view (0: eval_size); sweep and capacity runs evaluate on val only
+    ood_eval_size: int = 0  # > 0: a class-balanced subset of each OOD view (0: eval_size); capacity runs evaluate on val only
     train_config: dict = field(default_factory=dict)
     seed: int = 0  # the study seed: the first training seed
     seeds: int = 1  # training seeds per run: seed, seed + 1, ...
@@ -95,7 +96,14 @@ def plan_runs(job: TrainJob, configs: pd.DataFrame) -> pd.DataFrame:
     for spec in job.sources:
         rows += ladder(spec, "ladder", "default")
     if job.sweep_size:
-        for c, n in available.items():
+        swept_sets = set(job.sweep_prompt_sets or configs["prompt_set"])
+        unknown = sorted(swept_sets - set(configs["prompt_set"]))
+        if unknown:
+            raise ValueError(f"sweep_prompt_sets names {unknown[0]!r}, which 02_generate did not render; valid prompt sets are "
+                             f"{', '.join(sorted(set(configs['prompt_set'])))}.")
+        for c, n, ps in zip(configs["config"], configs["images"], configs["prompt_set"]):
+            if ps not in swept_sets:
+                continue
             rows.append({"source": c, "spec": c, "config": c, "real_fraction": 0.0, "size": int(min(job.sweep_size, n)),
                          "kind": "sweep", "model": "default"})
     if job.capacity_source:

@@ -190,6 +190,11 @@ def _source_problems(plan: dict[str, dict], defaults: dict[str, dict], source: s
     unique = sorted(f"{ps}@{g:g}" for (ps, g), folders in makers.items() if len(folders) == 1)
     valid = ["real", *unique] if len(entries) == 1 else ["real", *unique, *sorted(names)]
     problems = []
+    rendered = sorted({ps for ps, _ in made})
+    for ps in train_values.get("sweep_prompt_sets") or []:
+        if ps not in rendered:
+            problems.append(f"{source}: sweep_prompt_sets of 04_train names {ps!r}, which 02_generate does not render "
+                            f"(valid: {', '.join(rendered)}).")
     specs = list(train_values.get("sources") or [])
     if train_values.get("capacity_source"):
         specs.append(train_values["capacity_source"])

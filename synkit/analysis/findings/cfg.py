@@ -227,7 +227,7 @@ def templates_ood(study: Study, add) -> None:
     ood = sweep[sweep["eval_set"].isin(study.styled_views)] if sweep is not None else None  # R / Sketch analogs, not a mild shift
     if ood is None or ood.empty or not {"clip_templates_80", "in_captions"} <= set(ood["prompt_set"]):
         add("5t", title, paper, "no sweep runs of clip_templates_80 and in_captions on OOD views",
-            "needs both prompt sets in 02_generate's sweep and 04_train's sweep_size", UNMEASURED)
+            "needs both prompt sets in 02_generate and in 04_train's sweep (sweep_size, sweep_prompt_sets)", UNMEASURED)
         return
     shared = set(ood.loc[ood["prompt_set"] == "clip_templates_80", "guidance_scale"]) & set(ood.loc[ood["prompt_set"] == "in_captions", "guidance_scale"])
     g = min(shared, key=lambda x: (abs(x - 2.0), x))
