@@ -208,6 +208,8 @@ def test_report_lists_every_finding(smoke):
     page = (folder / "report.html").read_text()
     assert "Findings" in page and "window.vegaEmbed" in page and "cdn.jsdelivr" not in page
     assert ">None<" not in page and "why (test)" in page
+    designed_out = found.loc[(found["verdict"] == findings.UNMEASURED) & found["why"].str.startswith("needs"), "#"]
+    assert {"3a", "4"} <= set(designed_out) and f"need parts this study leaves out, named in their why column: {', '.join(designed_out)})" in page
     assert "<td>writing this page</td>" in page and "<td>running</td>" not in page  # 08 writes the page while it runs
     # the world card opens the page: none of CLIP's real pairs is among the generator's web images, by content
     card = pd.read_parquet(folder / "report" / "world_card.parquet").set_index("mechanism")

@@ -190,6 +190,10 @@ def build(study_dir: str | Path, params: dict | None = None, *, found: pd.DataFr
     stage, stage_html = _stages(d, params)
     counts = found["verdict"].value_counts()
     summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in (HOLDS, INCONCLUSIVE, FAILS, UNMEASURED))
+    left_out = found.loc[(found["verdict"] == UNMEASURED) & found["why"].str.startswith("needs"), "#"].tolist()
+    if left_out:  # rows the study's design leaves out, not ones a failed gate took
+        summary += (f" ({len(left_out)} of the not measured need parts this study leaves out, named in their why column: "
+                    f"{', '.join(left_out)})")
     bundle = vlc.javascript_bundle()
     safe = {cid: json.dumps(spec).replace("</", "<\\/") for cid, spec in specs}  # no "</script>" inside the script
     embed = "".join(f"vegaEmbed('#{cid}', {safe[cid]}, {{actions: false}}).catch(e => console.error(e));\n" for cid, _ in specs)
