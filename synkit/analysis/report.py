@@ -170,6 +170,17 @@ def _tables(d: Path) -> str:
 <h2>CLIP fits</h2>{_table(clip_fits[["source", "eval_set", "metric", "k", "k_lo", "k_hi", "r2"]] if clip_fits is not None else None)}"""
 
 
+def _verdict_counts(found: pd.DataFrame) -> str:
+    """The verdicts counted; the rows a study's design leaves out (not the ones a failed gate took) named."""
+    counts = found["verdict"].value_counts()
+    summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in (HOLDS, INCONCLUSIVE, FAILS, UNMEASURED))
+    left_out = found.loc[(found["verdict"] == UNMEASURED) & found["why"].str.startswith("needs"), "#"].tolist()
+    if left_out:
+        summary += (f" ({len(left_out)} of the not measured need parts this study leaves out, named in their why column: "
+                    f"{', '.join(left_out)})")
+    return summary
+
+
 def build(study_dir: str | Path, params: dict | None = None, *, found: pd.DataFrame | None = None, gate_table: pd.DataFrame | None = None,
           card: tuple[pd.DataFrame, str] | None = None) -> Path:
     """Write ``report.html`` into ``study_dir`` (via a temporary file and a rename); return its path. The findings, the
@@ -188,12 +199,7 @@ def build(study_dir: str | Path, params: dict | None = None, *, found: pd.DataFr
     fig5 = "".join(f"<figure>{_img(g, 420)}<figcaption>{html.escape(g.stem)}</figcaption></figure>" for g in at.figure5_images())
     rows = _finding_rows(found)
     stage, stage_html = _stages(d, params)
-    counts = found["verdict"].value_counts()
-    summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in (HOLDS, INCONCLUSIVE, FAILS, UNMEASURED))
-    left_out = found.loc[(found["verdict"] == UNMEASURED) & found["why"].str.startswith("needs"), "#"].tolist()
-    if left_out:  # rows the study's design leaves out, not ones a failed gate took
-        summary += (f" ({len(left_out)} of the not measured need parts this study leaves out, named in their why column: "
-                    f"{', '.join(left_out)})")
+    summary = _verdict_counts(found)
     bundle = vlc.javascript_bundle()
     safe = {cid: json.dumps(spec).replace("</", "<\\/") for cid, spec in specs}  # no "</script>" inside the script
     embed = "".join(f"vegaEmbed('#{cid}', {safe[cid]}, {{actions: false}}).catch(e => console.error(e));\n" for cid, _ in specs)
