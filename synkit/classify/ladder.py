@@ -167,7 +167,8 @@ class LadderData:
         self.eval_names = eval_names
         self.synthetic: dict[str, tuple] = {}
 
-    def _synthetic(self, name: str):
+    def synthetic_pool(self, name: str):
+        """A configuration's whole pool (in memory: images, labels, digest of its shards; file-backed: the shards), loaded once."""
         from synkit.core.files import from_study
         from synkit.data.shards import read_images
 
@@ -193,7 +194,7 @@ class LadderData:
         """Train (or reuse) the run of one plan row; return (metrics with the row's columns, info)."""
         config_name = row["config"] if isinstance(row["config"], str) else None
         source = Source(row["source"], config_name, row["real_fraction"])
-        synth = self._synthetic(config_name) if config_name else None
+        synth = self.synthetic_pool(config_name) if config_name else None
         draw = [int(self.job.split_seed), int(row["seed"])]  # each training seed draws its own nested subsets
         if self.files:
             images, labels = file_subset(source, row["size"], self.real, synth[0] if synth else None, draw, self.train_tf), None
