@@ -101,9 +101,8 @@ def plan_runs(job: TrainJob, configs: pd.DataFrame) -> pd.DataFrame:
         if unknown:
             raise ValueError(f"sweep_prompt_sets names {unknown[0]!r}, which 02_generate did not render; valid prompt sets are "
                              f"{', '.join(sorted(set(configs['prompt_set'])))}.")
-        for c, n, ps in zip(configs["config"], configs["images"], configs["prompt_set"]):
-            if ps not in swept_sets:
-                continue
+        swept = configs[configs["prompt_set"].isin(swept_sets)]
+        for c, n in zip(swept["config"], swept["images"]):
             rows.append({"source": c, "spec": c, "config": c, "real_fraction": 0.0, "size": int(min(job.sweep_size, n)),
                          "kind": "sweep", "model": "default"})
     if job.capacity_source:
