@@ -213,7 +213,7 @@ def test_report_lists_every_finding(smoke):
     assert "<td>writing this page</td>" in page and "<td>running</td>" not in page  # 08 writes the page while it runs
     # the world card opens the page: none of CLIP's real pairs is among the generator's web images, by content
     card = pd.read_parquet(folder / "report" / "world_card.parquet").set_index("mechanism")
-    assert rec["world_card"] == card["present"].to_dict() and len(card) == 6
+    assert rec["world_card"] == card["present"].to_dict() and len(card) == 7
     assert card.loc["CLIP pairs apart from the generator's data", "this world"].startswith("0 of CLIP's 256 real pair images")
     assert card.loc[["long-tailed concepts", "alt-text captions", "styles the real split lacks", "a mild-shift view"], "present"].eq("yes").all()
     assert page.index("<h2>World card</h2>") < page.index("<h2>Gates")

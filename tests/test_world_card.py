@@ -36,6 +36,11 @@ def test_the_card_measures_each_mechanism_from_the_study(tmp_path, fashion, monk
     counts = np.bincount(fashion.split("web").labels, minlength=10)
     assert f"{counts.min()}-{counts.max()} images per class" in card.loc["long-tailed concepts", "this world"]
     assert card.loc["long-tailed concepts", "present"] == "yes" and counts.max() >= 50 * counts.min()  # the web corpus's tail
+    # the ambiguous names the world drew: each one's captions show its second sense about as often as its own class
+    row = card.loc["ambiguous names"]
+    for a, b in fashion.web_senses.items():
+        assert f"captions saying '{fashion.classes[a].name}' show {fashion.classes[b].name} in" in row["this world"]
+    assert row["present"] == "yes"
     unnamed = np.mean([n.lower() not in t.lower() for t, n in zip(captions["caption"], captions["class_name"])])
     assert f"{unnamed:.0%} of CLIP's 200 real captions" in card.loc["alt-text captions", "this world"]
     assert card.loc["alt-text captions", "present"] == ("yes" if unnamed >= 0.1 else "no")
@@ -58,6 +63,10 @@ def test_the_card_measures_each_mechanism_from_the_study(tmp_path, fashion, monk
     card, _ = world_card.world_card(at.root)
     assert card.set_index("mechanism").loc["concept failure", "present"] == "no"
     assert card.set_index("mechanism").loc["alt-text captions", "present"] == "not measured"  # no 07 in this study
+    monkeypatch.setattr(type(fashion), "web_senses", {})  # no ambiguous names: only the noise of wrong mentions is left
+    row = world_card.ambiguous_names(world_card.study_world(at.root), True)
+    assert row["present"] == "no", row
+    monkeypatch.undo()
     page = report.card_section(at.root)
     assert "<h2>World card</h2>" in page and "Absent here:" in page and "concept failure" in page
 

@@ -77,6 +77,25 @@ def test_web_styles_and_alt_text_follow_the_design(fashion):
         fashion.alt_texts("real")
 
 
+def test_ambiguous_names_follow_the_design(fashion):
+    senses = fashion.web_senses
+    ranks = fashion.web_ranks
+    assert len(senses) == fashion_mod.AMBIGUOUS and all(ranks[b] < ranks[a] for a, b in senses.items())
+    assert not set(senses) & set(senses.values())  # a second sense is not itself ambiguous
+    assert load_world("fashion", web_size=20_000, real_size=2_000, split_seed=1).web_senses != senses
+    web = fashion.split("web")
+    texts, exact = fashion.alt_texts("web"), fashion.alt_texts("web", exact_names=True)
+    kinds = fashion._draws["mention"][fashion._train_indices["web"]] == list(fashion_mod.MENTIONS).index("name")
+    for a, b in senses.items():
+        name = fashion.classes[a].name.lower()
+        said = np.array([t.lower().startswith(name) or f" {name}" in t.lower() for t in texts])
+        own, theirs = int(np.sum(kinds & (web.labels == a))), int(np.sum(kinds & (web.labels == b)))
+        # as many of the second sense's named images say the ambiguous name as the class's own, at most half of them
+        taken = int(np.sum(said & kinds & (web.labels == b)))
+        assert taken == min(own, theirs // 2) > 0
+        assert not any(name in t.lower() and y == b for t, y, k in zip(exact, web.labels, kinds) if k)  # the control: own names
+
+
 def test_fashion_classes_carry_wordnet(fashion):
     names = [c.name for c in fashion.classes]
     assert names[0] == "T-shirt/top" and names[9] == "Ankle boot"

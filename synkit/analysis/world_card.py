@@ -10,6 +10,7 @@ mechanisms this world has, one row each, with the rule that decides "present":
 - concept failure: the generator's per-class recognizability (03's reference F1) at its best configuration has >= 2
   classes below 0.5 and more than half above 0.8;
 - long-tailed concepts: the commonest class of the generator's corpus is >= 3x as frequent as the rarest;
+- ambiguous names: some class name's captions in the generator's corpus show one other class in >= 1/3 of them;
 - alt-text captions: >= 10% of CLIP's real captions (07) do not name their class by its name;
 - styles the real split lacks: a share > 0 of the generator's corpus is in another style (the world declares it);
 - a mild-shift view (the ImageNet-V2 analog): the world has an OOD view named one of ``MILD_SHIFT_VIEWS``;
@@ -93,6 +94,28 @@ def long_tail(labels: np.ndarray | None, n_classes: int) -> dict:
             "present": YES if ratio >= 3 else NO}
 
 
+def ambiguous_names(world, embedded: bool) -> dict:
+    paper = "a name the web uses for another concept leaves its class hard to render: Poor classes (Sec. 4.6, Figure 5)"
+    from synkit.data.worlds import has_alt_text, t2i_split
+
+    if not (embedded and has_alt_text(world)):
+        return {"paper": paper, "this world": "needs an embedded generator whose corpus has alt text", "present": UNMEASURED}
+    import re
+
+    corpus = t2i_split(world)
+    texts, labels = world.alt_texts(corpus), np.asarray(world.split(corpus).labels, int)
+    shares = []
+    for c in world.classes:
+        word = re.compile(rf"(?<![\w-]){re.escape(c.name.lower())}(?![\w-])")
+        shown = labels[[bool(word.search(t.lower())) for t in texts]]
+        others = np.bincount(shown[shown != c.index], minlength=len(world.classes))
+        if len(shown):
+            shares.append((others.max() / len(shown), c.name, world.classes[int(others.argmax())].name))
+    top = sorted(shares, reverse=True)[:3]
+    what = "; ".join(f"captions saying '{a}' show {b} in {share:.0%}" for share, a, b in top)
+    return {"paper": paper, "this world": f"the generator's corpus: {what}", "present": YES if top and top[0][0] >= 1 / 3 else NO}
+
+
 def alt_text(captions: pd.DataFrame | None) -> dict:
     paper = "web captions are noisy alt-text (Sec. 1); CLIP learns from LAION-400M pairs (Sec. 5.1)"
     if captions is None or captions.empty:
@@ -152,7 +175,7 @@ def world_card(study_dir: str | Path) -> tuple[pd.DataFrame, str]:
     captions = pd.read_parquet(at.captions) if at.captions.exists() else None
     labels = np.asarray(world.split(t2i_split(world)).labels) if embedded else None
     rows = {"concept failure": concept_failure(quality), "long-tailed concepts": long_tail(labels, len(world.classes)),
-            "alt-text captions": alt_text(captions), "styles the real split lacks": styles(world, embedded),
+            "ambiguous names": ambiguous_names(world, embedded), "alt-text captions": alt_text(captions), "styles the real split lacks": styles(world, embedded),
             "a mild-shift view": mild_view(world), "CLIP pairs apart from the generator's data": clip_overlap(world, captions, embedded)}
     table = pd.DataFrame([{"mechanism": name, **row} for name, row in rows.items()], columns=COLUMNS)
     return table, f"world {world.name!r}: {splits_text(world)}"

@@ -9,6 +9,11 @@ that setting from Fashion-MNIST's 60k training images, by a design fixed before 
   - **long-tailed concepts**: class counts fall geometrically with a class's rank, from the most images the pool
     allows for the commonest class to ``WEB_TAIL`` (1%) of that for the rarest; the ranks are a permutation drawn
     from ``split_seed`` (no class is chosen to be rare by hand);
+  - **ambiguous names** (``web_senses``): on the web, ``AMBIGUOUS`` (2) class names also name another concept, the
+    way "crane" names a bird and a machine: each such class and its second sense, a commoner class, are drawn from
+    ``split_seed`` (no class is chosen by hand); the two senses are equally common in captions: as many of the
+    second sense's images are captioned with the ambiguous name as the class's own images are (at most half of the
+    second sense's name mentions);
   - **alt-text captions** (``alt_texts``): per image, the class is named by its name (``MENTIONS``: 55%), a WordNet
     synonym (15%), a hypernym (10%), not at all (15%) or wrongly, by another class's name (5%); a random number of
     the attribute captioner's phrases follows (lengths vary), and some captions are photo phrases ("a photo of a ...");
@@ -63,11 +68,12 @@ FASHION_WNIDS = (
 )
 OOD_VIEWS = ("sketch", "silhouette", "mild")
 TRAIN_SIZE = 60_000
-VERSION = 2  # the web corpus as a LAION analog (issue 29): part of every model key trained on this world
+VERSION = 3  # the web corpus as a LAION analog (issue 29; 3: ambiguous names): part of every model key trained on this world
 WEB_TAIL = 0.01  # the rarest class's count in the web corpus, as a share of the commonest's
 WEB_STYLES = {"sketch": 0.08, "silhouette": 0.07, "inverted": 0.05, "striped": 0.05}  # share of web / pairs images per style
 STYLE_WORDS = {"sketch": "a sketch of {}", "silhouette": "a silhouette of {}", "inverted": "an inverted photo of {}", "striped": "a striped {}"}
 STYLE_NAMED = 0.8  # share of a styled image's captions that say its style
+AMBIGUOUS = 2  # class names the web also uses for a second concept (another, commoner class), drawn from split_seed
 MENTIONS = {"name": 0.55, "synonym": 0.15, "hypernym": 0.10, "none": 0.15, "wrong": 0.05}  # how alt text names the class
 PHOTO_PHRASES = ("a photo of a {}", "{} for sale", "a product photo of a {}", "my new {}")  # alt text's own phrasing
 PHOTO_PHRASED = 0.2  # share of unstyled images' captions in one of those phrases
@@ -242,6 +248,20 @@ class FashionWorld:
         return np.minimum(available, np.maximum(1, np.floor(head * profile))).astype(np.int64)
 
     @cached_property
+    def web_senses(self) -> dict[int, int]:
+        """The ambiguous names: class index -> the class its name also names on the web (a commoner one), drawn from
+        ``split_seed`` (module docstring)."""
+        rng = np.random.default_rng([self.split_seed, 7])
+        ranks = self.web_ranks
+        senses: dict[int, int] = {}
+        for a in rng.permutation(np.flatnonzero(ranks > 0)):
+            taken = set(senses) | set(senses.values()) | {int(a)}
+            commoner = [b for b in np.flatnonzero(ranks < ranks[a]) if int(b) not in taken]
+            if commoner and len(senses) < AMBIGUOUS and int(a) not in senses.values():
+                senses[int(a)] = int(rng.choice(commoner))
+        return senses
+
+    @cached_property
     def _train_indices(self) -> dict[str, np.ndarray]:
         _, labels = read_part(self.folder, "train")
         order = np.random.default_rng(self.split_seed).permutation(TRAIN_SIZE)
@@ -268,6 +288,7 @@ class FashionWorld:
             "pick": rng.random(n),  # which synonym, hypernym or wrong class
             "length": rng.random(n),  # how many of the captioner's phrases
             "phrase": np.where(rng.random(n) < PHOTO_PHRASED, rng.integers(0, len(PHOTO_PHRASES), n), -1),
+            "sense": rng.random(n),  # which of a second sense's images take the ambiguous name
         }
 
     def styles_of(self, name: str) -> np.ndarray:
@@ -310,11 +331,14 @@ class FashionWorld:
         d = {k: v[idx] for k, v in self._draws.items()}
         phrases = [t.split(", ") if t != "a blank image" else [] for t in load_captioner(self.name).caption_arrays(data.images)]
         kinds = list(MENTIONS)
+        named_as = np.asarray(data.labels, int).copy()  # whose name a "name" mention says
+        if not exact_names:
+            named_as = self._ambiguous_names(np.asarray(data.labels, int), d["mention"] == kinds.index("name"), d["sense"])
         out = []
         for i, (label, style) in enumerate(zip(data.labels, self.styles_of(name))):
             c = self.classes[int(label)]
             kind = "name" if exact_names else kinds[d["mention"][i]]
-            word = _mention(self.classes, c, kind, d["pick"][i])
+            word = _mention(self.classes, self.classes[named_as[i]] if kind == "name" else c, kind, d["pick"][i])
             described = ", ".join(phrases[i][: int(d["length"][i] * (len(phrases[i]) + 1))])
             if style and d["style_named"][i]:
                 thing = (_article(word) if word else "something") if style != "striped" else (word or "item")
@@ -324,6 +348,18 @@ class FashionWorld:
             else:
                 head = word
             out.append(", ".join(t for t in (head, described) if t) or "an image")
+        return out
+
+    def _ambiguous_names(self, labels: np.ndarray, named: np.ndarray, sense: np.ndarray) -> np.ndarray:
+        """Per image, the class whose name its "name" mention says: its own, or, for as many of a second sense's
+        named images as the ambiguous class has (at most half of them, lowest ``sense`` draws first), the ambiguous
+        class's."""
+        out = labels.copy()
+        for a, b in self.web_senses.items():
+            own = int(np.sum(named & (labels == a)))
+            theirs = np.flatnonzero(named & (labels == b))
+            take = theirs[np.argsort(sense[theirs], kind="stable")[: min(own, len(theirs) // 2)]]
+            out[take] = a
         return out
 
 
