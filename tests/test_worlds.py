@@ -94,6 +94,13 @@ def test_ambiguous_names_follow_the_design(fashion):
         taken = int(np.sum(said & kinds & (web.labels == b)))
         assert taken == min(own, theirs // 2) > 0
         assert not any(name in t.lower() and y == b for t, y, k in zip(exact, web.labels, kinds) if k)  # the control: own names
+    # none asked: every "name" mention says the image's own class, as the exact-names control does
+    plain = load_world("fashion", web_size=20_000, real_size=2_000, ambiguous_names=0)
+    assert plain.web_senses == {} and plain.alt_texts("web") != texts
+    unchanged = ~np.isin(web.labels, list(senses.values()))
+    assert [t for t, keep in zip(plain.alt_texts("web"), unchanged) if keep] == [t for t, keep in zip(texts, unchanged) if keep]
+    with pytest.raises(ValueError, match=r"ambiguous_names=5 is invalid; it must be a whole number from 0 .* to 4"):
+        load_world("fashion", ambiguous_names=5)
 
 
 def test_fashion_classes_carry_wordnet(fashion):

@@ -162,7 +162,7 @@ class LadderData:
             self.evals.update(eval_tensors(world, eval_names[1:], job.ood_eval_size or job.eval_size, job.split_seed))
             self.real_data = (np.asarray(self.real.images), np.asarray(self.real.labels))
         self.common = {"world": job.world, "web_size": job.web_size, "real_size": job.real_size, "split_seed": job.split_seed,
-                       "eval_size": job.eval_size, "ood_eval_size": job.ood_eval_size}
+                       "ambiguous_names": job.ambiguous_names, "eval_size": job.eval_size, "ood_eval_size": job.ood_eval_size}
         self.eval_names = eval_names
         self.synthetic: dict[str, tuple] = {}
 

@@ -63,7 +63,7 @@ WORLD_FIELDS = ("world", "world_root", "class_map", "image_size")
 
 def world_of(config):
     """The world a model's config learns from (its fields world, world_root, class_map, image_size,
-    web_size, real_size and split_seed: the study's world parameters)."""
+    web_size, real_size, split_seed and ambiguous_names: the study's world parameters)."""
     return WorldSettings.of(dataclasses.asdict(config)).load()
 
 
@@ -93,6 +93,7 @@ class WorldFields:
     web_size: int = 50_000  # fashion: the most images its web corpus (what the embedded generators learn from) holds; its long tail leaves fewer
     real_size: int = 10_000  # fashion: images in the real split, D_I
     split_seed: int = 0  # fashion: seed of the fixed web / pairs / real split, the web's class ranks, styles and alt text
+    ambiguous_names: int = 2  # fashion: class names its web also uses for another, commoner class (0: none)
     class_map: str | None = None  # folder world: JSON with class names / wnids
     image_size: int | None = None  # folder world: the in-memory image size (None: the images' own)
 
@@ -131,6 +132,7 @@ def load_world(
     web_size: int = 50_000,
     real_size: int = 10_000,
     split_seed: int = 0,
+    ambiguous_names: int = 2,
     ood_roots: dict | None = None,
     class_map: str | None = None,
     image_size: int | None = None,
@@ -139,7 +141,8 @@ def load_world(
     if world == "fashion":
         from synkit.data.worlds.fashion import FashionWorld
 
-        return FashionWorld(root=world_root, web_size=web_size, real_size=real_size, split_seed=split_seed)
+        return FashionWorld(root=world_root, web_size=web_size, real_size=real_size, split_seed=split_seed,
+                            ambiguous_names=ambiguous_names)
     if world == "imagenet":
         from synkit.data.worlds.imagenet import ImageNetWorld
 

@@ -9,7 +9,7 @@ that setting from Fashion-MNIST's 60k training images, by a design fixed before 
   - **long-tailed concepts**: class counts fall geometrically with a class's rank, from the most images the pool
     allows for the commonest class to ``WEB_TAIL`` (1%) of that for the rarest; the ranks are a permutation drawn
     from ``split_seed`` (no class is chosen to be rare by hand);
-  - **ambiguous names** (``web_senses``): on the web, ``AMBIGUOUS`` (2) class names also name another concept, the
+  - **ambiguous names** (``web_senses``): on the web, ``ambiguous_names`` (default 2) class names also name another concept, the
     way "crane" names a bird and a machine: each such class and its second sense, a commoner class, are drawn from
     ``split_seed`` (no class is chosen by hand); the two senses are equally common in captions: as many of the
     second sense's images are captioned with the ambiguous name as the class's own images are (at most half of the
@@ -73,7 +73,8 @@ WEB_TAIL = 0.01  # the rarest class's count in the web corpus, as a share of the
 WEB_STYLES = {"sketch": 0.08, "silhouette": 0.07, "inverted": 0.05, "striped": 0.05}  # share of web / pairs images per style
 STYLE_WORDS = {"sketch": "a sketch of {}", "silhouette": "a silhouette of {}", "inverted": "an inverted photo of {}", "striped": "a striped {}"}
 STYLE_NAMED = 0.8  # share of a styled image's captions that say its style
-AMBIGUOUS = 2  # class names the web also uses for a second concept (another, commoner class), drawn from split_seed
+AMBIGUOUS = 2  # default: class names the web also uses for a second concept (another, commoner class), drawn from split_seed
+MOST_AMBIGUOUS = 4  # each ambiguous class takes a commoner class as its second sense: at most 4 pairs of 10 classes
 MENTIONS = {"name": 0.55, "synonym": 0.15, "hypernym": 0.10, "none": 0.15, "wrong": 0.05}  # how alt text names the class
 PHOTO_PHRASES = ("a photo of a {}", "{} for sale", "a product photo of a {}", "my new {}")  # alt text's own phrasing
 PHOTO_PHRASED = 0.2  # share of unstyled images' captions in one of those phrases
@@ -208,16 +209,21 @@ class FashionWorld:
                    "sketch": "val as Sobel edge drawings (a web style)", "silhouette": "val as thresholded shapes (a web style)",
                    "mild": "val moved by up to 2 px, contrast changed: a mild shift (the ImageNet-V2 analog)"}
 
-    def __init__(self, root: str | Path | None = None, web_size: int = 50_000, real_size: int = 10_000, split_seed: int = 0):
+    def __init__(self, root: str | Path | None = None, web_size: int = 50_000, real_size: int = 10_000, split_seed: int = 0,
+                 ambiguous_names: int = AMBIGUOUS):
         for key, value in (("web_size", web_size), ("real_size", real_size)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key}={value!r} is invalid; it must be a positive whole number of images.")
+        if not isinstance(ambiguous_names, int) or not 0 <= ambiguous_names <= MOST_AMBIGUOUS:
+            raise ValueError(f"ambiguous_names={ambiguous_names!r} is invalid; it must be a whole number from 0 (no ambiguous "
+                             f"class names) to {MOST_AMBIGUOUS}.")
         most = TRAIN_SIZE - 10 * PAIRS_PER_CLASS - 10 * 500  # every class keeps room for its pairs and some web images
         if real_size > most:
             raise ValueError(f"real_size={real_size} leaves too few of Fashion-MNIST's {TRAIN_SIZE} training images for the web "
                              f"corpus and CLIP's pairs; choose real_size at most {most}.")
         self.root = root
         self.web_size, self.real_size, self.split_seed = web_size, real_size, split_seed
+        self.ambiguous_names = ambiguous_names
 
     @cached_property
     def folder(self) -> Path:
@@ -257,8 +263,11 @@ class FashionWorld:
         for a in rng.permutation(np.flatnonzero(ranks > 0)):
             taken = set(senses) | set(senses.values()) | {int(a)}
             commoner = [b for b in np.flatnonzero(ranks < ranks[a]) if int(b) not in taken]
-            if commoner and len(senses) < AMBIGUOUS and int(a) not in senses.values():
+            if commoner and len(senses) < self.ambiguous_names and int(a) not in senses.values():
                 senses[int(a)] = int(rng.choice(commoner))
+        if len(senses) < self.ambiguous_names:
+            raise ValueError(f"split_seed={self.split_seed} draws only {len(senses)} ambiguous class names with a commoner "
+                             f"second sense, not ambiguous_names={self.ambiguous_names}; choose fewer or another split_seed.")
         return senses
 
     @cached_property
