@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -100,8 +101,6 @@ def ambiguous_names(world, embedded: bool) -> dict:
 
     if not (embedded and has_alt_text(world)):
         return {"paper": paper, "this world": "needs an embedded generator whose corpus has alt text", "present": UNMEASURED}
-    import re
-
     corpus = t2i_split(world)
     texts, labels = world.alt_texts(corpus), np.asarray(world.split(corpus).labels, int)
     shares = []

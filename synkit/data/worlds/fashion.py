@@ -260,11 +260,13 @@ class FashionWorld:
         rng = np.random.default_rng([self.split_seed, 7])
         ranks = self.web_ranks
         senses: dict[int, int] = {}
-        for a in rng.permutation(np.flatnonzero(ranks > 0)):
-            taken = set(senses) | set(senses.values()) | {int(a)}
-            commoner = [b for b in np.flatnonzero(ranks < ranks[a]) if int(b) not in taken]
-            if commoner and len(senses) < self.ambiguous_names and int(a) not in senses.values():
-                senses[int(a)] = int(rng.choice(commoner))
+        for a in map(int, rng.permutation(np.flatnonzero(ranks > 0))):
+            if len(senses) == self.ambiguous_names:
+                break
+            used = {*senses, *senses.values()}
+            commoner = [b for b in map(int, np.flatnonzero(ranks < ranks[a])) if b not in used]
+            if commoner and a not in used:
+                senses[a] = int(rng.choice(commoner))
         if len(senses) < self.ambiguous_names:
             raise ValueError(f"split_seed={self.split_seed} draws only {len(senses)} ambiguous class names with a commoner "
                              f"second sense, not ambiguous_names={self.ambiguous_names}; choose fewer or another split_seed.")
@@ -340,9 +342,8 @@ class FashionWorld:
         d = {k: v[idx] for k, v in self._draws.items()}
         phrases = [t.split(", ") if t != "a blank image" else [] for t in load_captioner(self.name).caption_arrays(data.images)]
         kinds = list(MENTIONS)
-        named_as = np.asarray(data.labels, int).copy()  # whose name a "name" mention says
-        if not exact_names:
-            named_as = self._ambiguous_names(np.asarray(data.labels, int), d["mention"] == kinds.index("name"), d["sense"])
+        labels = np.asarray(data.labels, int)  # and whose name each "name" mention says:
+        named_as = labels if exact_names else self._ambiguous_names(labels, d["mention"] == kinds.index("name"), d["sense"])
         out = []
         for i, (label, style) in enumerate(zip(data.labels, self.styles_of(name))):
             c = self.classes[int(label)]
