@@ -29,9 +29,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from synkit.analysis.findings.rules import interval
 from synkit.classify import ladder, quality, train
 from synkit.classify.data import Source, subset, to_tensor
 from synkit.core.layout import MODEL, StudyFiles
+from synkit.data.worlds import WorldSettings
 from synkit.engine import runs
 
 
@@ -66,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(runs.run_threads())  # the thread count 04's runs train with: the same numbers as the study's own runs
     at = StudyFiles(args.study)
-    params = json.loads((Path(args.study) / "parameters.json").read_text())["notebooks"]["04_train"]
+    notebooks = json.loads(at.parameters.read_text())["notebooks"]
+    params = notebooks["04_train"]
     keys = {f.name for f in dataclasses.fields(ladder.TrainJob)}
     kept = {k: v for k, v in params.items() if k in keys and k not in ("study_dir", "eval_sets")}
     job = ladder.TrainJob(study_dir=str(args.study), **kept, eval_sets=["val"])  # the gains are on val: the OOD views stay unread
@@ -80,9 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     styles = tag(pool_images)
     shares = pd.Series(styles).value_counts(normalize=True).round(3).to_dict()
     print(f"style tagger: held-out accuracy on the web corpus {style_acc:.3f}; {args.config}'s {len(styles)} images: {shares}")
-    ref_dir = next((Path(args.study).parent / "models").glob("reference-*"))  # 03's, in the study's outputs_dir/models
-    reference, _ = quality.load_reference(ref_dir)
-    pred, _ = quality.predict(reference, pool_images)
+    p03 = notebooks["03_quality"]  # 03's own reference classifier, found (cached) from 03's parameters
+    predict_ref, _, _ = quality.study_reference(
+        WorldSettings.of(p03), len(data.class_names), p03.get("models_dir") or str(Path(p03["outputs_dir"]) / "models"),
+        model=p03.get("reference_model"), weights=p03.get("reference_weights"), config=p03.get("reference_config"), seed=p03.get("seed", 0))
+    pred, _ = predict_ref(pool_images)
     recognized = pred == pool_labels
     print(f"reference classifier: {recognized.mean():.3f} of the images in their prompt's class; "
           f"original style {recognized[styles == ''].mean():.3f}, other styles {recognized[styles != ''].mean():.3f}")
@@ -115,13 +120,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"check at {n} real: study's real {mine.get(('real', n), float('nan')):.4f}, here {table.loc[n, 'real'].mean():.4f}; study's mix "
               f"{mine.get((f'{args.config}+real:0.5', mix_size.get(n, 2 * n)), float('nan')):.4f}, here {table.loc[n, 'random'].mean():.4f}")
     print("mean and sd over seeds:\n" + summary.to_string())
-    from scipy import stats
-
     for n in args.real:  # each arm against the whole pool, paired by seed (the same real draw and initialization)
         for arm in ("unstyled", "recognized"):
             diff = (gains.loc[n, arm] - gains.loc[n, "random"]).to_numpy()
-            half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
-            print(f"{n} real: gain({arm}) - gain(random) = {diff.mean():.3f} [{diff.mean() - half:.3f}, {diff.mean() + half:.3f}] (95%, paired t)")
+            lo, hi = interval(diff.mean(), diff.std(ddof=1) / np.sqrt(len(diff)), len(diff) - 1, 0.05)
+            print(f"{n} real: gain({arm}) - gain(random) = {diff.mean():.3f} [{lo:.3f}, {hi:.3f}] (95%, paired t)")
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

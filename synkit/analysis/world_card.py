@@ -95,14 +95,14 @@ def long_tail(labels: np.ndarray | None, n_classes: int) -> dict:
             "present": YES if ratio >= 3 else NO}
 
 
-def ambiguous_names(world, embedded: bool) -> dict:
+def ambiguous_names(world, labels: np.ndarray | None) -> dict:
+    """``labels``: the generator's corpus's labels (None: the generator is not the study's own)."""
     paper = "a name the web uses for another concept leaves its class hard to render: Poor classes (Sec. 4.6, Figure 5)"
     from synkit.data.worlds import has_alt_text, t2i_split
 
-    if not (embedded and has_alt_text(world)):
+    if labels is None or not has_alt_text(world):
         return {"paper": paper, "this world": "needs an embedded generator whose corpus has alt text", "present": UNMEASURED}
-    corpus = t2i_split(world)
-    texts, labels = world.alt_texts(corpus), np.asarray(world.split(corpus).labels, int)
+    texts, labels = world.alt_texts(t2i_split(world)), np.asarray(labels, int)
     shares = []
     for c in world.classes:
         word = re.compile(rf"(?<![\w-]){re.escape(c.name.lower())}(?![\w-])")
@@ -174,7 +174,7 @@ def world_card(study_dir: str | Path) -> tuple[pd.DataFrame, str]:
     captions = pd.read_parquet(at.captions) if at.captions.exists() else None
     labels = np.asarray(world.split(t2i_split(world)).labels) if embedded else None
     rows = {"concept failure": concept_failure(quality), "long-tailed concepts": long_tail(labels, len(world.classes)),
-            "ambiguous names": ambiguous_names(world, embedded), "alt-text captions": alt_text(captions), "styles the real split lacks": styles(world, embedded),
+            "ambiguous names": ambiguous_names(world, labels), "alt-text captions": alt_text(captions), "styles the real split lacks": styles(world, embedded),
             "a mild-shift view": mild_view(world), "CLIP pairs apart from the generator's data": clip_overlap(world, captions, embedded)}
     table = pd.DataFrame([{"mechanism": name, **row} for name, row in rows.items()], columns=COLUMNS)
     return table, f"world {world.name!r}: {splits_text(world)}"
